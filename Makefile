@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: Apache-2.0
+# tokentap: `make` builds build/tokentap; `make run` and `make test` do everything on a fresh host.
+
+ARCH_UNAME := $(shell uname -m)
+BPF_ARCH := $(patsubst x86_64,x86,$(patsubst aarch64,arm64,$(ARCH_UNAME)))
+VMLINUX := vmlinux/$(ARCH_UNAME)/vmlinux.h
+
+CC := clang
+BPFTOOL ?= bpftool
+PROTOC_C ?= protoc-c
+BUILD ?= build
+SAN ?=
+
+PKGS := libbpf libelf zlib libprotobuf-c libcurl json-c
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	  -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD) -I$(BUILD)/gen $(SAN)
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lprotobuf-c -lcurl -ljson-c) \
+	  -lssl -lcrypto -lpthread
+LDFLAGS += $(SAN)
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Ivmlinux/$(ARCH_UNAME) -Iinclude -Wall \
+	      -Wno-unused-function $(BPF_EXTRA)
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
+SKEL := $(BUILD)/tokentap.skel.h
+
+PROTOS := $(wildcard src/export/proto/*.proto)
+PROTO_C := $(PROTOS:src/export/proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_OBJS := $(PROTO_C:.c=.o)
+
+SRCS := $(shell find src -name '*.c' | sort)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJS)
+LIB := $(BUILD)/libtokentap.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps run test test-unit test-e2e test-asan fuzz fuzz-smoke bench vmlinux clean fmt
+all: $(BUILD)/tokentap
+
+# ---- dependencies (Debian packages, npm for the tests) --------------------------------------
+deps:
+	@deploy/deps.sh
+
+# ---- BPF -----------------------------------------------------------------------------------
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) include/tokentap_abi.h $(VMLINUX)
+	@mkdir -p $(@D)
+	$(CC) $(BPF_CFLAGS) -c $< -o $@.tmp.o
+	$(BPFTOOL) gen object $@ $@.tmp.o
+	@rm -f $@.tmp.o
+
+$(BUILD)/bpf/tokentap.o: $(BPF_OBJS)
+	$(BPFTOOL) gen object $@ $^
+
+$(SKEL): $(BUILD)/bpf/tokentap.o
+	$(BPFTOOL) gen skeleton $< name tokentap_bpf > $@
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
+
+# ---- user space ----------------------------------------------------------------------------
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: src/export/proto/%.proto
+	@mkdir -p $(@D)
+	$(PROTOC_C) --c_out=$(BUILD)/gen -Isrc/export/proto $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(CC) $(CFLAGS) -w -c $< -o $@
+
+$(BUILD)/src/%.o: src/%.c $(SKEL) $(PROTO_C) $(shell find src include -name '*.h')
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tokentap: $(BUILD)/src/main.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- run -----------------------------------------------------------------------------------
+# Installs what is missing, builds, runs tokentap on this host with its default output.
+run: deps all
+	$(BUILD)/tokentap $(ARGS)
+
+# ---- tests ---------------------------------------------------------------------------------
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/tt_test.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+test-unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+# The README's test command: installs, builds, runs every test, prints "N passed, N failed".
+test: export TOKENTAP_TEST_DEPS=1
+test: deps all $(UNIT_BINS)
+	@tests/run-all.sh
+
+test-e2e: all
+	@tests/e2e/run.sh
+
+# Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan:
+	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		CFLAGS="-O1 -g" build/asan/tokentap test-unit-asan
+
+test-unit-asan: $(UNIT_BINS)
+	@ASAN_OPTIONS=detect_leaks=1 tests/run-unit.sh $(UNIT_BINS)
+
+# libFuzzer targets: `make fuzz FUZZ_SECONDS=600` runs each for that long; fuzz-smoke is short.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+fuzz-smoke:
+	@tests/fuzz/run.sh 10
+
+bench: all
+	@tests/bench/run.sh
+
+fmt:
+	clang-format -i $(shell find src include tests/unit tests/fuzz -name '*.[ch]') bpf/*.c
+
+clean:
+	rm -rf build

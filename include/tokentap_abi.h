@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The only contract between bpf/ and user space. Every record the kernel emits starts with
+ * struct tt_event_hdr; `kind` says which struct follows.
+ *
+ * Rules (Pixie's bcc_bpf_intf, OBI's -Wpadded): plain __u8..__u64 fields, explicit _pad members,
+ * no implicit padding, enums with explicit values. NEVER RENUMBER an enum value and never reorder
+ * a field: recorded captures (tests/, fuzz corpora) store these records as they are.
+ * User space checks sizes and offsets with _Static_assert in src/capture/capture.c.
+ */
+#ifndef TOKENTAP_ABI_H
+#define TOKENTAP_ABI_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+/* Data bytes carried by one TT_EV_DATA record. A TLS record holds at most 16 KiB of plaintext. */
+#define TT_CHUNK_MAX 16384
+/* Records one SSL call may emit; bytes past TT_CHUNK_MAX * TT_CALL_CHUNKS_MAX are counted lost. */
+#define TT_CALL_CHUNKS_MAX 64
+#define TT_COMM_LEN 16
+
+enum tt_event_kind {
+	TT_EV_DATA = 1,  /* plaintext of one SSL read/write call (or a slice of it) */
+	TT_EV_CLOSE = 2, /* SSL_free: the connection is gone; carries the final stream positions */
+	TT_EV_SOCK = 3,  /* the socket (5-tuple) an SSL connection runs on, learned once */
+	TT_EV_EXEC = 4,  /* a process called execve: user space may have a new file to probe */
+	TT_EV_EXIT = 5,  /* a whole process (thread group) exited */
+};
+
+enum tt_direction {
+	TT_DIR_WRITE = 0, /* the traced process sent these bytes (SSL_write*) */
+	TT_DIR_READ = 1,  /* the traced process received these bytes (SSL_read*) */
+};
+
+/* Which TLS library produced a record. */
+enum tt_tls_source {
+	TT_SRC_NONE = 0,
+	TT_SRC_OPENSSL = 1,
+};
+
+/* Index into the per-CPU `drops` array map; each value is a __u64 count. */
+enum tt_drop_counter {
+	TT_DROP_RINGBUF_RECORDS = 0, /* records bpf_ringbuf_output refused (buffer full) */
+	TT_DROP_RINGBUF_BYTES = 1,   /* payload bytes inside those records */
+	TT_DROP_TRUNCATED_BYTES = 2, /* bytes past TT_CALL_CHUNKS_MAX chunks of one call */
+	TT_DROP_READ_ERRORS = 3,     /* bpf_probe_read_user of a payload failed */
+	TT_DROP_STASH_MISSES = 4,    /* return probe found no entry stash (evicted LRU) */
+	TT_DROP_CONTROL_RECORDS = 5, /* close/sock/exec/exit records lost to a full buffer */
+	TT_DROP__COUNT = 6,
+};
+
+struct tt_event_hdr {
+	__u64 ts_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the record was made */
+	__u64 conn_id; /* SSL* in the traced process; 0 for process events */
+	__u32 pid;     /* thread group id */
+	__u32 tid;     /* thread id */
+	__u16 kind;    /* enum tt_event_kind */
+	__u8 dir;      /* enum tt_direction (TT_EV_DATA) */
+	__u8 source;   /* enum tt_tls_source */
+	__u32 _pad0;
+};
+
+struct tt_data_event {
+	struct tt_event_hdr hdr;
+	__u64 seq;           /* stream position of data[0] in this direction of this connection */
+	__u64 call_start_ns; /* when the SSL call was entered; hdr.ts_ns is when it returned */
+	__u32 call_len;      /* bytes the whole SSL call transferred */
+	__u32 data_len;      /* bytes of data[] that follow in this record (<= TT_CHUNK_MAX) */
+	__u8 data[TT_CHUNK_MAX];
+};
+#define TT_DATA_HDR_SIZE ((unsigned long)&((struct tt_data_event *)0)->data)
+
+struct tt_close_event {
+	struct tt_event_hdr hdr;
+	__u64 write_seq; /* total bytes written on the connection: lets user space see a lost tail */
+	__u64 read_seq;  /* total bytes read */
+};
+
+struct tt_sock_event {
+	struct tt_event_hdr hdr;
+	__u64 sock_cookie; /* kernel `struct sock *`, only an identity */
+	__u16 family;      /* AF_INET or AF_INET6 */
+	__u16 sport;       /* host byte order */
+	__u16 dport;       /* host byte order */
+	__u16 _pad0;
+	__u8 saddr[16];    /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+};
+
+struct tt_proc_event {
+	struct tt_event_hdr hdr; /* pid/tid of the process; conn_id 0 */
+	__u32 ppid;
+	__u32 exit_code;
+	char comm[TT_COMM_LEN];
+};
+
+#endif /* TOKENTAP_ABI_H */

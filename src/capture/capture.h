@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * capture/: ring-buffer records -> neutral events (cap_*), plus loss accounting.
+ * Stages after this one never see BPF types: they are fed cap_* structs, which a recorded file
+ * (tests, fuzzers, `tokentap --replay`) can produce just as well as the kernel.
+ */
+#ifndef TOKENTAP_CAPTURE_H
+#define TOKENTAP_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cap_dir {
+	CAP_DIR_WRITE = 0, /* bytes the traced process sent (the request, for a client) */
+	CAP_DIR_READ = 1,  /* bytes it received */
+};
+
+/* Identity of one TLS connection: the process and its SSL*. */
+struct cap_conn_key {
+	uint32_t pid;
+	uint32_t _pad;
+	uint64_t conn_id;
+};
+
+/* One ordered piece of one direction of a connection. `data` is borrowed for the callback. */
+struct cap_chunk {
+	struct cap_conn_key key;
+	uint32_t tid;
+	enum cap_dir dir;
+	uint64_t seq;           /* stream position of data[0] */
+	uint64_t call_start_ns; /* monotonic: SSL call entered */
+	uint64_t call_end_ns;   /* monotonic: SSL call returned */
+	uint32_t call_len;      /* bytes the whole SSL call moved (a call may span several chunks) */
+	uint32_t len;
+	const uint8_t *data;
+	int tls_source; /* enum tt_tls_source */
+};
+
+struct cap_close {
+	struct cap_conn_key key;
+	uint64_t ts_ns;
+	uint64_t write_seq; /* final stream lengths: bytes past what was delivered were lost */
+	uint64_t read_seq;
+};
+
+struct cap_sock {
+	struct cap_conn_key key;
+	uint64_t ts_ns;
+	uint16_t family; /* AF_INET / AF_INET6 */
+	uint16_t sport, dport;
+	uint8_t saddr[16], daddr[16];
+};
+
+struct cap_proc {
+	uint32_t pid, ppid;
+	uint64_t ts_ns;
+	bool exited;
+	char comm[16];
+};
+
+/* Where capture delivers, in ring-buffer order. Any callback may be NULL. */
+struct cap_sink {
+	void *ctx;
+	void (*on_chunk)(void *ctx, const struct cap_chunk *c);
+	void (*on_close)(void *ctx, const struct cap_close *c);
+	void (*on_sock)(void *ctx, const struct cap_sock *s);
+	void (*on_proc)(void *ctx, const struct cap_proc *p);
+};
+
+struct capture_opts {
+	uint32_t self_pid;      /* never trace this process (tokentap exports over TLS too) */
+	uint32_t ringbuf_bytes; /* ring buffer size, power of two; 0 = default */
+	bool verbose;           /* let libbpf print */
+	const char *sock_rung;  /* force "fentry", "kprobe" or "tracepoint"; NULL = probe */
+};
+
+struct capture_stats {
+	uint64_t events, bytes;      /* records and payload bytes received */
+	uint64_t lost_records;       /* sum of kernel drop counters */
+	uint64_t lost_bytes;         /* ringbuf + truncated payload bytes */
+	uint64_t drops[8];           /* per enum tt_drop_counter, summed over CPUs */
+	uint64_t malformed_records;  /* records too short or of unknown kind */
+	const char *sock_rung;       /* which rung of the attach ladder is live */
+	uint32_t attached_files;     /* distinct (dev, inode) with TLS probes */
+	uint32_t attach_failures;
+};
+
+struct capture;
+
+/* Loads and attaches the BPF side. Returns 0 or -errno and prints one clear line on failure. */
+int capture__open(struct capture **out, const struct capture_opts *opts, const struct cap_sink *sink);
+/* Waits up to timeout_ms for records and delivers them to the sink. Returns records or -errno. */
+int capture__poll(struct capture *c, int timeout_ms);
+/* Reads kernel drop counters and the attach facts into st. */
+void capture__stats(struct capture *c, struct capture_stats *st);
+/* Detaches everything. */
+void capture__close(struct capture *c);
+
+/* Decodes one raw record as the kernel wrote it (also used by the replay file reader and the
+ * fuzzer). Returns 0, or -EINVAL for a malformed record (counted by the caller). */
+int capture__dispatch_record(const void *rec, size_t size, const struct cap_sink *sink);
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * llm/: an HTTP exchange -> an LLM call. Implements struct http_sink for one connection,
+ * recognises LLM API calls (by Host/SNI, then by path and body shape for unknown hosts),
+ * extracts model, tokens, ids, finish reasons and the first-chunk time from JSON and SSE
+ * bodies, and emits one struct llm_call per call. Non-LLM exchanges are dropped at on_request
+ * (NULL handle), so they cost nothing more.
+ */
+#ifndef TOKENTAP_LLM_H
+#define TOKENTAP_LLM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../proto/http.h"
+
+#define LLM_STR 256
+#define LLM_MAX_FINISH 8
+
+enum llm_provider {
+	LLM_PROVIDER_UNKNOWN = 0,
+	LLM_PROVIDER_OPENAI = 1,    /* gen_ai.provider.name "openai" */
+	LLM_PROVIDER_ANTHROPIC = 2, /* "anthropic" */
+	LLM_PROVIDER_OPENAI_COMPATIBLE = 3, /* unknown host speaking the OpenAI shape: "openai"
+					     * with tokentap.provider.detected_by = "shape" */
+};
+
+/* Facts about the connection that the conn/ stage learns, possibly after the first exchange
+ * started: llm/ reads them when a call finishes. Owned and updated by conn/. */
+struct llm_conn_info {
+	uint32_t pid;
+	uint32_t last_tid;      /* thread of the most recent write */
+	uint64_t conn_id;
+	bool has_peer;
+	char peer_addr[64];     /* numeric address of the server, from the socket */
+	uint16_t peer_port;
+	int tls_source;         /* enum tt_tls_source; 0 for plain text */
+	char sni[LLM_STR];      /* server name from the TLS handshake when known, else "" */
+};
+
+struct llm_call {
+	enum llm_provider provider;
+	const char *provider_name;  /* gen_ai.provider.name, static string */
+	const char *detected_by;    /* "host", "path" or "shape" */
+	char operation[32];         /* gen_ai.operation.name: "chat" */
+	char request_model[LLM_STR];
+	char response_model[LLM_STR];
+	char response_id[LLM_STR];
+	char finish_reasons[LLM_MAX_FINISH][32];
+	int n_finish_reasons;
+	int64_t input_tokens;       /* -1 when unknown; includes cached input (conventions' meaning) */
+	int64_t output_tokens;      /* -1 when unknown */
+	int64_t cache_read_tokens;  /* -1 when unknown */
+	int64_t cache_creation_tokens;
+	int64_t max_tokens;         /* -1 when not sent */
+	double temperature;
+	bool has_temperature;
+	int stream;                 /* 1 streamed, 0 not, -1 unknown */
+
+	uint64_t start_ns;          /* monotonic: first byte of the request written */
+	uint64_t end_ns;            /* monotonic: last byte of the response read (or abort time) */
+	uint64_t first_chunk_ns;    /* monotonic: first streamed chunk with content; 0 if none */
+
+	char server_address[LLM_STR];
+	int server_port;
+	char method[16];
+	char path[LLM_STR];         /* without the query string */
+	int status_code;            /* 0 when no response */
+	char error_type[64];        /* "" when the call succeeded */
+
+	uint32_t pid, tid;
+	uint64_t conn_id;
+	bool partial;               /* bytes of this call were lost in capture */
+	uint64_t lost_bytes;
+};
+
+typedef void (*llm_call_cb)(void *ctx, const struct llm_call *call);
+
+struct llm_stats {
+	uint64_t calls;
+	uint64_t non_llm_exchanges;
+	uint64_t json_errors;     /* bodies that did not parse as the provider's JSON */
+	uint64_t body_overflow;   /* bodies past LLM_MAX_BODY (call marked partial) */
+};
+
+/* Largest request or non-streamed response body buffered for JSON extraction. */
+#define LLM_MAX_BODY (8u * 1024 * 1024)
+
+struct llm_conn;
+
+/* `info` stays owned by the caller and must outlive the llm_conn. */
+struct llm_conn *llm_conn__new(const struct llm_conn_info *info, llm_call_cb cb, void *cb_ctx);
+/* The sink to give the HTTP parser of this connection. */
+const struct http_sink *llm_conn__sink(struct llm_conn *lc);
+void llm_conn__free(struct llm_conn *lc);
+/* Process-wide counters (all connections). */
+const struct llm_stats *llm__stats(void);
+
+#endif
