@@ -70,6 +70,7 @@ struct llm_call {
 
 	uint32_t pid, tid;
 	uint64_t conn_id;
+	int tls_source;             /* copied from llm_conn_info.tls_source when the call ends */
 	bool partial;               /* bytes of this call were lost in capture */
 	uint64_t lost_bytes;
 };

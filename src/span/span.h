@@ -69,12 +69,18 @@ void attrs__add_str(struct attr *a, size_t *n, size_t cap, const char *key, cons
 void attrs__add_int(struct attr *a, size_t *n, size_t cap, const char *key, int64_t v);
 void attrs__add_double(struct attr *a, size_t *n, size_t cap, const char *key, double v);
 void attrs__add_bool(struct attr *a, size_t *n, size_t cap, const char *key, bool v);
+/* Copies up to SPAN_MAX_ARRAY strings of v[0..nv). */
+void attrs__add_str_array(struct attr *a, size_t *n, size_t cap, const char *key,
+			  const char *const *v, size_t nv);
 void attrs__free(struct attr *a, size_t n);
 const struct attr *span__find_attr(const struct span *s, const char *key);
 
+/* refs starts at 1 on a malloc'd resource; the last resource__put frees it and its attributes.
+ * Atomic: exporter threads hold references too. Attributes are read-only once shared. */
 void resource__get(struct resource *r);
 void resource__put(struct resource *r);
 
+/* Releases what the span owns (attribute strings, its resource reference), not `s` itself. */
 void span__free(struct span *s);
 
 #endif

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * OpenSSL plaintext capture: uprobes on SSL_write/SSL_read (+_ex) stash the arguments, uretprobes
+ * copy what the call actually transferred into the ring buffer as TT_EV_DATA records, and an
+ * uprobe on SSL_free closes the connection with its final stream positions.
+ */
+#include "tokentap.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * On x86 the call pushed the return address, so the return probe sees the entry stack pointer
+ * plus 8; on arm64 and others the return address lives in a register.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define RET_SP_DELTA 8
+#else
+#define RET_SP_DELTA 0
+#endif
+
+/* A second SSL call this soon after the first, deeper in the same stack, is nested in it. */
+#define NEST_WINDOW_NS (50ULL * 1000 * 1000)
+
+/* One record under construction; too big for the 512-byte BPF stack. key: 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tt_data_event);
+} data_scratch SEC(".maps");
+
+static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf, void *len_ptr,
+				      __u32 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 now = bpf_ktime_get_ns();
+	__u64 sp = PT_REGS_SP(ctx);
+	struct ssl_call call = {}, *outer;
+
+	if ((__u32)(id >> 32) == self_tgid)
+		return 0;
+	/*
+	 * Some builds implement SSL_write_ex with SSL_write (or the reverse): keep the outer call.
+	 * A stash left behind by a missed return probe is old or not above us, so it is replaced.
+	 */
+	outer = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (outer && outer->sp > sp && now - outer->start_ns < NEST_WINDOW_NS)
+		return 0;
+	call.ssl = (__u64)ssl;
+	call.buf = (__u64)buf;
+	call.len_ptr = (__u64)len_ptr;
+	call.start_ns = now;
+	call.sp = sp;
+	call.dir = dir;
+	bpf_map_update_elem(&ssl_calls, &id, &call, BPF_ANY);
+	return 0;
+}
+
+/* Bytes the call moved: the return value, or *written / *readbytes for the _ex variants. */
+static __always_inline __u64 ssl__transferred(struct pt_regs *ctx, const struct ssl_call *call)
+{
+	int rc = (int)PT_REGS_RC(ctx);
+	__u64 n = 0;
+
+	if (!call->len_ptr)
+		return rc > 0 ? rc : 0;
+	if (rc != 1)
+		return 0;
+	if (bpf_probe_read_user(&n, sizeof(n), (void *)call->len_ptr)) {
+		drop__count(TT_DROP_READ_ERRORS, 1);
+		return 0;
+	}
+	return n;
+}
+
+/* Copies one slice of the caller's buffer and submits it at its real size. */
+static __always_inline void data__emit_chunk(struct tt_data_event *ev, __u64 src, __u64 len)
+{
+	/* Keep the clamp in a register the verifier tracks: 1 <= len <= TT_CHUNK_MAX. */
+	if (len > TT_CHUNK_MAX)
+		len = TT_CHUNK_MAX;
+	barrier_var(len);
+	if (len > TT_CHUNK_MAX || len == 0)
+		return;
+	ev->data_len = len;
+	if (bpf_probe_read_user(ev->data, len, (void *)src)) {
+		drop__count(TT_DROP_READ_ERRORS, len);
+		return;
+	}
+	if (bpf_ringbuf_output(&events, ev, TT_DATA_HDR_SIZE + len, 0)) {
+		drop__count(TT_DROP_RINGBUF_RECORDS, 1);
+		drop__count(TT_DROP_RINGBUF_BYTES, len);
+	}
+}
+
+static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __u64 n)
+{
+	const __u64 cap = (__u64)TT_CHUNK_MAX * TT_CALL_CHUNKS_MAX;
+	struct conn_state *st = conn__get(id >> 32, call->ssl);
+	struct tt_data_event *ev;
+	__u32 zero = 0, dir = call->dir & 1;
+	__u64 seq;
+
+	ev = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!st || !ev) {
+		drop__count(TT_DROP_READ_ERRORS, n);
+		return;
+	}
+	/* The position advances by everything transferred, delivered or not: losses become gaps. */
+	seq = st->seq[dir];
+	st->seq[dir] = seq + n;
+
+	hdr__fill(&ev->hdr, TT_EV_DATA, id, call->ssl);
+	ev->hdr.dir = dir;
+	ev->hdr.source = TT_SRC_OPENSSL;
+	ev->call_start_ns = call->start_ns;
+	ev->call_len = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
+
+	for (__u32 i = 0; i < TT_CALL_CHUNKS_MAX; i++) {
+		__u64 off = (__u64)i * TT_CHUNK_MAX;
+
+		if (off >= n)
+			break;
+		ev->seq = seq + off;
+		data__emit_chunk(ev, call->buf + off, n - off);
+	}
+	if (n > cap)
+		drop__count(TT_DROP_TRUNCATED_BYTES, n - cap);
+}
+
+static __always_inline int ssl__return(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ssl_call *stash, call;
+	__u64 n;
+
+	if ((__u32)(id >> 32) == self_tgid)
+		return 0;
+	stash = bpf_map_lookup_elem(&ssl_calls, &id);
+	if (!stash) {
+		drop__count(TT_DROP_STASH_MISSES, 1);
+		return 0;
+	}
+	/* A nested SSL call returning: its outer call will report the bytes. */
+	if (PT_REGS_SP(ctx) != stash->sp + RET_SP_DELTA)
+		return 0;
+	call = *stash;
+	bpf_map_delete_elem(&ssl_calls, &id);
+	n = ssl__transferred(ctx, &call);
+	if (n)
+		data__emit(&call, id, n);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ssl__enter(ctx, ssl, (void *)buf, NULL, TT_DIR_WRITE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_write)
+{
+	return ssl__return(ctx);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_read, void *ssl, void *buf, int num)
+{
+	return ssl__enter(ctx, ssl, buf, NULL, TT_DIR_READ);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_read)
+{
+	return ssl__return(ctx);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return ssl__enter(ctx, ssl, (void *)buf, written, TT_DIR_WRITE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_write_ex)
+{
+	return ssl__return(ctx);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return ssl__enter(ctx, ssl, buf, readbytes, TT_DIR_READ);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_ssl_read_ex)
+{
+	return ssl__return(ctx);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_free, void *ssl)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .ssl = (__u64)ssl };
+	struct tt_close_event ev = {};
+	struct conn_state *st;
+
+	if (key.tgid == self_tgid)
+		return 0;
+	/* A connection that never moved a byte was never announced: nothing to close. */
+	st = bpf_map_lookup_elem(&conns, &key);
+	if (!st)
+		return 0;
+	hdr__fill(&ev.hdr, TT_EV_CLOSE, id, key.ssl);
+	ev.hdr.source = TT_SRC_OPENSSL;
+	ev.write_seq = st->seq[TT_DIR_WRITE];
+	ev.read_seq = st->seq[TT_DIR_READ];
+	bpf_map_delete_elem(&conns, &key);
+	control__emit(&ev, sizeof(ev));
+	tt_debug("tokentap: close ssl=%llx w=%llu r=%llu", key.ssl, ev.write_seq, ev.read_seq);
+	return 0;
+}

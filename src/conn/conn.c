@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Connection tracking. The capture stage delivers each connection direction in stream order
+ * (one shared ring buffer keeps the kernel's per-connection order), so a chunk that starts past
+ * the expected position means the bytes in between were lost: it becomes a gap for the parser.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "../proto/http1.h"
+
+#define NS_PER_SEC 1000000000ull
+
+enum conn_proto {
+	CONN_PROTO_UNKNOWN = 0, /* no byte that starts a message seen yet */
+	CONN_PROTO_HTTP1 = 1,
+	CONN_PROTO_OTHER = 2,   /* not HTTP/1.x: further bytes are dropped unread */
+};
+
+struct conn {
+	struct cap_conn_key key;
+	struct conn *hnext;             /* hash chain */
+	struct conn *lru_prev, *lru_next; /* most recently active first */
+	uint64_t next_seq[2];           /* expected stream position per direction */
+	bool seen[2];                   /* a chunk of that direction arrived */
+	uint64_t last_active_ns;
+	enum conn_proto proto;
+	struct llm_conn_info info;
+	struct http1 *http;
+	struct llm_conn *llm;
+};
+
+struct conn_table {
+	struct conn_opts opts;
+	llm_call_cb cb;
+	void *cb_ctx;
+	struct conn **buckets;
+	size_t nbuckets;
+	struct conn *lru_head, *lru_tail;
+	struct conn_stats st;
+};
+
+static size_t key_hash(const struct cap_conn_key *k, size_t nbuckets)
+{
+	uint64_t h = k->conn_id ^ ((uint64_t)k->pid << 32 | k->pid);
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h & (nbuckets - 1);
+}
+
+static bool key_eq(const struct cap_conn_key *a, const struct cap_conn_key *b)
+{
+	return a->pid == b->pid && a->conn_id == b->conn_id;
+}
+
+struct conn_table *conn_table__new(const struct conn_opts *opts, llm_call_cb cb, void *cb_ctx)
+{
+	struct conn_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->opts = *opts;
+	if (!t->opts.idle_timeout_ns)
+		t->opts.idle_timeout_ns = 15 * 60 * NS_PER_SEC;
+	if (!t->opts.request_timeout_ns)
+		t->opts.request_timeout_ns = 10 * 60 * NS_PER_SEC;
+	if (!t->opts.max_conns)
+		t->opts.max_conns = 65536;
+	t->nbuckets = 4096;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	if (!t->buckets) {
+		free(t);
+		return NULL;
+	}
+	t->cb = cb;
+	t->cb_ctx = cb_ctx;
+	return t;
+}
+
+static void lru_unlink(struct conn_table *t, struct conn *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		t->lru_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		t->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_push_front(struct conn_table *t, struct conn *c)
+{
+	c->lru_next = t->lru_head;
+	c->lru_prev = NULL;
+	if (t->lru_head)
+		t->lru_head->lru_prev = c;
+	t->lru_head = c;
+	if (!t->lru_tail)
+		t->lru_tail = c;
+}
+
+static void conn__touch(struct conn_table *t, struct conn *c, uint64_t ts_ns)
+{
+	if (ts_ns > c->last_active_ns)
+		c->last_active_ns = ts_ns;
+	if (t->lru_head != c) {
+		lru_unlink(t, c);
+		lru_push_front(t, c);
+	}
+}
+
+static struct conn *conn__lookup(struct conn_table *t, const struct cap_conn_key *k)
+{
+	struct conn *c = t->buckets[key_hash(k, t->nbuckets)];
+
+	while (c && !key_eq(&c->key, k))
+		c = c->hnext;
+	return c;
+}
+
+static void conn__unhash(struct conn_table *t, struct conn *c)
+{
+	struct conn **pp = &t->buckets[key_hash(&c->key, t->nbuckets)];
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = c->hnext;
+}
+
+/* Ends the connection: open calls are reported (closed before their response ended). */
+static void conn__destroy(struct conn_table *t, struct conn *c, uint64_t ts_ns)
+{
+	if (c->http) {
+		http1__close(c->http, ts_ns);
+		http1__free(c->http);
+	}
+	if (c->llm)
+		llm_conn__free(c->llm);
+	conn__unhash(t, c);
+	lru_unlink(t, c);
+	free(c);
+	t->st.open--;
+}
+
+static void conn_table__evict_oldest(struct conn_table *t, uint64_t ts_ns)
+{
+	struct conn *victim = t->lru_tail;
+
+	if (!victim)
+		return;
+	t->st.evicted_cap++;
+	conn__destroy(t, victim, ts_ns);
+}
+
+static struct conn *conn__create(struct conn_table *t, const struct cap_conn_key *k, uint64_t ts_ns)
+{
+	struct conn *c;
+	size_t b;
+
+	if (t->st.open >= t->opts.max_conns)
+		conn_table__evict_oldest(t, ts_ns);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->key = *k;
+	c->info.pid = k->pid;
+	c->info.conn_id = k->conn_id;
+	c->last_active_ns = ts_ns;
+	b = key_hash(k, t->nbuckets);
+	c->hnext = t->buckets[b];
+	t->buckets[b] = c;
+	lru_push_front(t, c);
+	t->st.open++;
+	t->st.created++;
+	return c;
+}
+
+static struct conn *conn__get(struct conn_table *t, const struct cap_conn_key *k, uint64_t ts_ns)
+{
+	struct conn *c = conn__lookup(t, k);
+
+	return c ? c : conn__create(t, k, ts_ns);
+}
+
+/* Picks the parser from the first bytes of a direction that start a message. Until a chunk
+ * starts with something recognisable (capture may begin mid-connection), bytes are skipped. */
+static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_chunk *ch)
+{
+	if (http1__looks_like_http(ch->data, ch->len)) {
+		c->llm = llm_conn__new(&c->info, t->cb, t->cb_ctx);
+		c->http = c->llm ? http1__new(HTTP1_ROLE_CLIENT, llm_conn__sink(c->llm)) : NULL;
+		if (c->http) {
+			c->proto = CONN_PROTO_HTTP1;
+			return;
+		}
+		if (c->llm)
+			llm_conn__free(c->llm);
+		c->llm = NULL;
+		return;
+	}
+	/* The very first bytes a client wrote are not HTTP/1.x (HTTP/2 preface, another
+	 * protocol): nothing later on this connection will be, so stop looking at it. */
+	if (ch->dir == CAP_DIR_WRITE && ch->seq == 0) {
+		c->proto = CONN_PROTO_OTHER;
+		t->st.not_http++;
+	}
+}
+
+/* Trims bytes already delivered and turns a jump forward into an explicit gap. Returns the
+ * number of leading bytes of the chunk to skip, or -1 when the whole chunk is old. */
+static long conn__sequence(struct conn_table *t, struct conn *c, const struct cap_chunk *ch)
+{
+	int d = ch->dir;
+	uint64_t end = ch->seq + ch->len;
+
+	if (!c->seen[d]) {
+		c->seen[d] = true;
+		c->next_seq[d] = ch->seq;
+	}
+	if (end <= c->next_seq[d] && ch->len) {
+		t->st.overlap_bytes += ch->len;
+		return -1;
+	}
+	if (ch->seq > c->next_seq[d]) {
+		uint64_t lost = ch->seq - c->next_seq[d];
+
+		t->st.gaps++;
+		t->st.gap_bytes += lost;
+		if (c->http)
+			http1__gap(c->http, d, lost);
+		c->next_seq[d] = ch->seq;
+	}
+	if (ch->seq < c->next_seq[d]) {
+		t->st.overlap_bytes += c->next_seq[d] - ch->seq;
+		return (long)(c->next_seq[d] - ch->seq);
+	}
+	return 0;
+}
+
+static void conn__feed(struct conn_table *t, struct conn *c, const struct cap_chunk *ch,
+		       size_t skip)
+{
+	const uint8_t *data = ch->data + skip;
+	size_t len = ch->len - skip;
+
+	if (c->proto == CONN_PROTO_UNKNOWN && skip == 0)
+		conn__detect(t, c, ch);
+	if (c->proto != CONN_PROTO_HTTP1) {
+		t->st.skipped_bytes += len;
+		return;
+	}
+	if (http1__feed(c->http, ch->dir, data, len, ch->call_start_ns, ch->call_end_ns) < 0) {
+		t->st.parse_errors++;
+		c->proto = CONN_PROTO_OTHER;
+	}
+}
+
+void conn_table__on_chunk(struct conn_table *t, const struct cap_chunk *ch)
+{
+	struct conn *c = conn__get(t, &ch->key, ch->call_end_ns);
+	long skip;
+
+	if (!c)
+		return;
+	conn__touch(t, c, ch->call_end_ns);
+	if (ch->dir == CAP_DIR_WRITE)
+		c->info.last_tid = ch->tid;
+	c->info.tls_source = ch->tls_source;
+	skip = conn__sequence(t, c, ch);
+	if (skip < 0)
+		return;
+	c->next_seq[ch->dir] = ch->seq + ch->len;
+	if (c->proto == CONN_PROTO_OTHER) {
+		t->st.skipped_bytes += ch->len;
+		return;
+	}
+	conn__feed(t, c, ch, (size_t)skip);
+}
+
+/* Bytes counted by the kernel but never delivered at the end of a stream are a gap too. */
+static void conn__account_tail(struct conn_table *t, struct conn *c, int dir, uint64_t final_seq)
+{
+	if (!c->seen[dir] || final_seq <= c->next_seq[dir])
+		return;
+	t->st.gaps++;
+	t->st.gap_bytes += final_seq - c->next_seq[dir];
+	if (c->http)
+		http1__gap(c->http, dir, final_seq - c->next_seq[dir]);
+	c->next_seq[dir] = final_seq;
+}
+
+void conn_table__on_close(struct conn_table *t, const struct cap_close *cl)
+{
+	struct conn *c = conn__lookup(t, &cl->key);
+
+	if (!c)
+		return;
+	conn__account_tail(t, c, CAP_DIR_WRITE, cl->write_seq);
+	conn__account_tail(t, c, CAP_DIR_READ, cl->read_seq);
+	t->st.closed++;
+	conn__destroy(t, c, cl->ts_ns);
+}
+
+static void format_addr(char *out, size_t n, uint16_t family, const uint8_t *a)
+{
+	if (family == 2) { /* AF_INET */
+		snprintf(out, n, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+		return;
+	}
+	/* IPv4-mapped IPv6 reads better as IPv4 (dual-stack clients). */
+	if (!memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12)) {
+		snprintf(out, n, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+		return;
+	}
+	snprintf(out, n, "%x:%x:%x:%x:%x:%x:%x:%x", a[0] << 8 | a[1], a[2] << 8 | a[3],
+		 a[4] << 8 | a[5], a[6] << 8 | a[7], a[8] << 8 | a[9], a[10] << 8 | a[11],
+		 a[12] << 8 | a[13], a[14] << 8 | a[15]);
+}
+
+void conn_table__on_sock(struct conn_table *t, const struct cap_sock *s)
+{
+	struct conn *c = conn__get(t, &s->key, s->ts_ns);
+
+	if (!c)
+		return;
+	format_addr(c->info.peer_addr, sizeof(c->info.peer_addr), s->family, s->daddr);
+	c->info.peer_port = s->dport;
+	c->info.has_peer = true;
+}
+
+void conn_table__on_exit(struct conn_table *t, uint32_t pid, uint64_t ts_ns)
+{
+	struct conn *c = t->lru_head, *next;
+
+	for (; c; c = next) {
+		next = c->lru_next;
+		if (c->key.pid == pid) {
+			t->st.closed++;
+			conn__destroy(t, c, ts_ns);
+		}
+	}
+}
+
+void conn_table__tick(struct conn_table *t, uint64_t now_ns)
+{
+	struct conn *c, *prev;
+
+	for (c = t->lru_head; c; c = c->lru_next)
+		if (c->http)
+			http1__expire(c->http, now_ns, t->opts.request_timeout_ns);
+	/* Oldest first; stop at the first connection still inside the idle window. */
+	for (c = t->lru_tail; c; c = prev) {
+		prev = c->lru_prev;
+		if (now_ns < c->last_active_ns + t->opts.idle_timeout_ns)
+			break;
+		if (c->http && http1__busy(c->http))
+			continue;
+		t->st.evicted_idle++;
+		conn__destroy(t, c, now_ns);
+	}
+}
+
+void conn_table__close_all(struct conn_table *t, uint64_t now_ns)
+{
+	while (t->lru_head)
+		conn__destroy(t, t->lru_head, now_ns);
+}
+
+void conn_table__stats(const struct conn_table *t, struct conn_stats *st)
+{
+	*st = t->st;
+}
+
+void conn_table__free(struct conn_table *t)
+{
+	struct conn *c, *next;
+
+	if (!t)
+		return;
+	/* Free without reporting: close_all is the call that reports. */
+	for (c = t->lru_head; c; c = next) {
+		next = c->lru_next;
+		if (c->http)
+			http1__free(c->http);
+		if (c->llm)
+			llm_conn__free(c->llm);
+		free(c);
+	}
+	free(t->buckets);
+	free(t);
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Builds spans from LLM calls: ids, GenAI attributes, wall-clock times, and the resource of the
+ * calling process (cached per pid, taken at exec time when possible, because short-lived
+ * clients are often gone from /proc by the time their call is reported).
+ */
+#ifndef TOKENTAP_SPAN_BUILDER_H
+#define TOKENTAP_SPAN_BUILDER_H
+
+#include "span.h"
+#include "../llm/llm.h"
+
+struct span_builder_opts {
+	const char *service_name;        /* OTEL_SERVICE_NAME: overrides the executable's name */
+	const char *resource_attributes; /* OTEL_RESOURCE_ATTRIBUTES: "k1=v1,k2=v2" */
+	const char *proc_root;           /* "/proc" unless testing */
+};
+
+struct span_builder;
+
+struct span_builder *span_builder__new(const struct span_builder_opts *opts);
+/* A process exec'd (or was first seen): read its facts now, while it still exists. */
+void span_builder__learn_process(struct span_builder *b, uint32_t pid, const char *comm);
+/* The process exited: its resource is released once its last span is gone. */
+void span_builder__forget_process(struct span_builder *b, uint32_t pid);
+/* Returns a new span (free with span__free), or NULL on allocation failure. */
+struct span *span_builder__build(struct span_builder *b, const struct llm_call *call);
+void span_builder__free(struct span_builder *b);
+
+/* Parses a cgroup path for a container id (Docker, containerd, CRI-O, cgroup v1 and v2).
+ * Writes the 64-hex id into out (>= 65 bytes) and returns true when one is found. */
+bool cgroup__container_id(const char *cgroup_line, char *out, size_t out_len);
+
+#endif
