@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Process events: an exec may bring a new file carrying OpenSSL (user space probes it), and an
+ * exit lets user space forget the process and flush its connections.
+ */
+#include "tokentap.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline void proc__emit(__u16 kind, __u32 exit_code)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tt_proc_event ev = {};
+
+	hdr__fill(&ev.hdr, kind, id, 0);
+	ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev.exit_code = exit_code;
+	bpf_get_current_comm(ev.comm, sizeof(ev.comm));
+	control__emit(&ev, sizeof(ev));
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int tp_sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	proc__emit(TT_EV_EXEC, 0);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int tp_sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	/* Fires per thread; the thread group is gone when its last live thread leaves. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	proc__emit(TT_EV_EXIT, BPF_CORE_READ(task, exit_code));
+	return 0;
+}
