@@ -93,7 +93,7 @@ static void json__write_attrs(FILE *out, const struct attr *a, size_t n)
 static const char *span_kind__name(enum span_kind k)
 {
 	static const char *const names[] = { "unspecified", "internal", "server",
-					      "client",	     "producer", "consumer" };
+					     "client",	    "producer", "consumer" };
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unspecified";
 }

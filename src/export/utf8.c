@@ -79,13 +79,27 @@ char *utf8__repair(const char *s)
 static void json__escape_byte(FILE *out, unsigned char c)
 {
 	switch (c) {
-	case '"': fputs("\\\"", out); break;
-	case '\\': fputs("\\\\", out); break;
-	case '\b': fputs("\\b", out); break;
-	case '\f': fputs("\\f", out); break;
-	case '\n': fputs("\\n", out); break;
-	case '\r': fputs("\\r", out); break;
-	case '\t': fputs("\\t", out); break;
+	case '"':
+		fputs("\\\"", out);
+		break;
+	case '\\':
+		fputs("\\\\", out);
+		break;
+	case '\b':
+		fputs("\\b", out);
+		break;
+	case '\f':
+		fputs("\\f", out);
+		break;
+	case '\n':
+		fputs("\\n", out);
+		break;
+	case '\r':
+		fputs("\\r", out);
+		break;
+	case '\t':
+		fputs("\\t", out);
+		break;
 	default:
 		if (c < 0x20)
 			fprintf(out, "\\u%04x", c);

@@ -82,6 +82,8 @@ struct llm_stats {
 	uint64_t non_llm_exchanges;
 	uint64_t json_errors;     /* bodies that did not parse as the provider's JSON */
 	uint64_t body_overflow;   /* bodies past LLM_MAX_BODY (call marked partial) */
+	uint64_t undecoded_bodies; /* responses with a Content-Encoding we do not decode: the
+				    * call is reported without token fields */
 };
 
 /* Largest request or non-streamed response body buffered for JSON extraction. */

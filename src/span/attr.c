@@ -151,8 +151,9 @@ void resource__put(struct resource *r)
 
 void span__free(struct span *s)
 {
+	if (!s)
+		return;
 	attrs__free(s->attrs, s->n_attrs);
-	s->n_attrs = 0;
 	resource__put(s->resource);
-	s->resource = NULL;
+	free(s);
 }

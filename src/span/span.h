@@ -80,7 +80,8 @@ const struct attr *span__find_attr(const struct span *s, const char *key);
 void resource__get(struct resource *r);
 void resource__put(struct resource *r);
 
-/* Releases what the span owns (attribute strings, its resource reference), not `s` itself. */
+/* Frees a heap span (calloc'd, as span_builder__build returns), its attribute strings and its
+ * resource reference. NULL is fine. */
 void span__free(struct span *s);
 
 #endif

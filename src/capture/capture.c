@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * capture/: loads the BPF side (skeleton lifecycle: open, set rodata and sizes, load, attach),
+ * picks the socket rung by probing, polls the ring buffer and hands each record to the sink.
+ * Record decoding lives in record.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tokentap_abi.h"
+#include "attach/attach.h"
+#include "capture/capture.h"
+#include "tokentap.skel.h"
+
+#define CAPTURE_RINGBUF_DEFAULT (8u << 20)
+#define CAPTURE_RINGBUF_MAX (1u << 30)
+#define CAPTURE_LINKS_MAX 32
+#define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
+
+/* One rung of the socket attach ladder: the programs whose names start with `prefix`. */
+struct sock_rung {
+	const char *name;
+	const char *prefix;
+};
+
+static const struct sock_rung sock_rungs[] = {
+	{ "fentry", "fentry_tcp_" },
+	{ "kprobe", "kprobe_tcp_" },
+	{ "tracepoint", "tp_sys_enter_" },
+};
+#define SOCK_RUNGS (sizeof(sock_rungs) / sizeof(sock_rungs[0]))
+
+struct capture {
+	struct tokentap_bpf *skel;
+	struct ring_buffer *rb;
+	struct attach *attach;
+	struct cap_sink sink;
+	struct bpf_link *links[CAPTURE_LINKS_MAX]; /* socket and process programs */
+	int nlinks;
+	const char *rung;
+	uint64_t events, bytes, malformed;
+	bool verbose;
+};
+
+/* ---- libbpf logging and preflight checks ---------------------------------------------------- */
+
+static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* Root, or CAP_BPF with CAP_PERFMON (uprobes, ring buffer), or the catch-all CAP_SYS_ADMIN. */
+static bool capture__privileged(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+	uint64_t eff, need = (1ULL << 39) | (1ULL << 38); /* CAP_BPF, CAP_PERFMON */
+
+	if (syscall(SYS_capget, &hdr, data))
+		return true; /* cannot tell: let the kernel decide */
+	eff = data[0].effective | (uint64_t)data[1].effective << 32;
+	return (eff & (1ULL << CAP_SYS_ADMIN)) || (eff & need) == need;
+}
+
+static int capture__preflight(void)
+{
+	if (access(BTF_VMLINUX, R_OK)) {
+		fprintf(stderr, "tokentap: kernel BTF missing (%s): needs a kernel built with "
+				"CONFIG_DEBUG_INFO_BTF=y\n", BTF_VMLINUX);
+		return -EOPNOTSUPP;
+	}
+	if (!capture__privileged()) {
+		fprintf(stderr, "tokentap: needs root or CAP_BPF+CAP_PERFMON: running as uid %u "
+				"without them\n", (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* libbpf attaches tracepoints through tracefs; some hosts boot without it mounted. */
+static void capture__ensure_tracefs(bool verbose)
+{
+	if (!access("/sys/kernel/tracing/events", F_OK) ||
+	    !access("/sys/kernel/debug/tracing", F_OK))
+		return;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) && verbose)
+		fprintf(stderr, "tokentap: cannot mount tracefs: %s\n", strerror(errno));
+}
+
+static uint32_t capture__ringbuf_size(uint32_t want)
+{
+	uint32_t sz = (uint32_t)getpagesize();
+
+	if (!want)
+		return CAPTURE_RINGBUF_DEFAULT;
+	while (sz < want && sz < CAPTURE_RINGBUF_MAX)
+		sz <<= 1;
+	return sz;
+}
+
+/* ---- skeleton and the socket rung ----------------------------------------------------------- */
+
+static const struct sock_rung *sock_rung__of(const struct bpf_program *prog)
+{
+	const char *name = bpf_program__name(prog);
+	size_t i;
+
+	for (i = 0; i < SOCK_RUNGS; i++) {
+		if (strncmp(name, sock_rungs[i].prefix, strlen(sock_rungs[i].prefix)) == 0)
+			return &sock_rungs[i];
+	}
+	return NULL;
+}
+
+static int capture__link(struct capture *c, struct bpf_program *prog)
+{
+	struct bpf_link *link;
+
+	if (c->nlinks >= CAPTURE_LINKS_MAX)
+		return -E2BIG;
+	link = bpf_program__attach(prog);
+	if (!link)
+		return errno ? -errno : -EINVAL;
+	c->links[c->nlinks++] = link;
+	return 0;
+}
+
+static void capture__unload(struct capture *c)
+{
+	while (c->nlinks > 0)
+		bpf_link__destroy(c->links[--c->nlinks]);
+	tokentap_bpf__destroy(c->skel);
+	c->skel = NULL;
+}
+
+static int capture__load(struct capture *c, const struct capture_opts *opts,
+			 const struct sock_rung *rung)
+{
+	struct bpf_program *prog;
+	int err;
+
+	c->skel = tokentap_bpf__open();
+	if (!c->skel)
+		return errno ? -errno : -EINVAL;
+	c->skel->rodata->self_tgid = opts->self_pid ? opts->self_pid : (uint32_t)getpid();
+	err = bpf_map__set_max_entries(c->skel->maps.events,
+				       capture__ringbuf_size(opts->ringbuf_bytes));
+	bpf_object__for_each_program(prog, c->skel->obj)
+	{
+		const struct sock_rung *r = sock_rung__of(prog);
+
+		if (r && !err)
+			err = bpf_program__set_autoload(prog, r == rung);
+	}
+	return err ? err : tokentap_bpf__load(c->skel);
+}
+
+static int capture__attach_sock(struct capture *c, const struct sock_rung *rung)
+{
+	struct bpf_program *prog;
+	int err = 0;
+
+	bpf_object__for_each_program(prog, c->skel->obj)
+	{
+		if (!err && sock_rung__of(prog) == rung)
+			err = capture__link(c, prog);
+	}
+	return err;
+}
+
+/* Loads the skeleton with one rung's socket programs and attaches them; unloads on failure. */
+static int capture__try_rung(struct capture *c, const struct capture_opts *opts,
+			     const struct sock_rung *rung, char *why, size_t why_len)
+{
+	int err = capture__load(c, opts, rung);
+	const char *step = "load";
+
+	if (!err) {
+		step = "attach";
+		err = capture__attach_sock(c, rung);
+	}
+	if (err) {
+		snprintf(why, why_len, "%s %s failed: %s", rung->name, step, strerror(-err));
+		capture__unload(c);
+	}
+	return err;
+}
+
+static int capture__pick_rung(struct capture *c, const struct capture_opts *opts)
+{
+	char why[SOCK_RUNGS][128] = {}, tried[3 * 128 + 8] = "";
+	int err = -ENOENT;
+	size_t i;
+
+	for (i = 0; i < SOCK_RUNGS; i++) {
+		if (opts->sock_rung && strcmp(opts->sock_rung, sock_rungs[i].name) != 0)
+			continue;
+		err = capture__try_rung(c, opts, &sock_rungs[i], why[i], sizeof(why[i]));
+		if (!err) {
+			c->rung = sock_rungs[i].name;
+			break;
+		}
+		if (*tried)
+			strcat(tried, "; ");
+		strcat(tried, why[i]);
+	}
+	if (err == -ENOENT && opts->sock_rung && !*tried) {
+		fprintf(stderr, "tokentap: unknown socket rung '%s' (fentry, kprobe, tracepoint)\n",
+			opts->sock_rung);
+		return -EINVAL;
+	}
+	if (err == -EPERM)
+		fprintf(stderr, "tokentap: needs root or CAP_BPF+CAP_PERFMON: %s\n", tried);
+	else if (err)
+		fprintf(stderr, "tokentap: cannot load the BPF programs: %s\n", tried);
+	else if (c->verbose)
+		fprintf(stderr, "tokentap: socket rung %s%s%s%s\n", c->rung, *tried ? " (" : "",
+			tried, *tried ? ")" : " (first choice)");
+	return err;
+}
+
+/* ---- records -------------------------------------------------------------------------------- */
+
+static int capture__on_record(void *ctx, void *data, size_t size)
+{
+	struct capture *c = ctx;
+	struct tt_event_hdr h;
+	struct tt_data_event d;
+
+	c->events++;
+	if (size < sizeof(h)) {
+		c->malformed++;
+		return 0;
+	}
+	memcpy(&h, data, sizeof(h));
+	/* Attach before the sink sees the exec, so the new image is covered as early as we can. */
+	if (h.kind == TT_EV_EXEC)
+		attach__on_exec(c->attach, h.pid);
+	if (capture__dispatch_record(data, size, &c->sink)) {
+		c->malformed++;
+		return 0;
+	}
+	if (h.kind == TT_EV_DATA) {
+		memcpy(&d, data, TT_DATA_HDR_SIZE);
+		c->bytes += d.data_len;
+	}
+	return 0;
+}
+
+static int capture__attach_tls(struct capture *c)
+{
+	struct tokentap_bpf *s = c->skel;
+	struct attach_progs progs = {
+		.entry = { s->progs.uprobe_ssl_write, s->progs.uprobe_ssl_read,
+			   s->progs.uprobe_ssl_write_ex, s->progs.uprobe_ssl_read_ex,
+			   s->progs.uprobe_ssl_free },
+		.ret = { s->progs.uretprobe_ssl_write, s->progs.uretprobe_ssl_read,
+			 s->progs.uretprobe_ssl_write_ex, s->progs.uretprobe_ssl_read_ex, NULL },
+	};
+
+	c->attach = attach__new(&progs, c->verbose);
+	if (!c->attach)
+		return -ENOMEM;
+	if (attach__scan_all(c->attach) > 0)
+		return 0;
+	fprintf(stderr, "tokentap: no OpenSSL found (no libssl.so.3/1.1 in the standard places and "
+			"no running process maps a file with SSL_write/SSL_read)\n");
+	return -ENOENT;
+}
+
+static int capture__start(struct capture *c, const struct capture_opts *opts)
+{
+	int err;
+
+	err = capture__preflight();
+	if (err)
+		return err;
+	capture__ensure_tracefs(c->verbose);
+	err = capture__pick_rung(c, opts);
+	if (err)
+		return err;
+	err = capture__link(c, c->skel->progs.tp_sched_process_exec);
+	if (!err)
+		err = capture__link(c, c->skel->progs.tp_sched_process_exit);
+	if (err) {
+		fprintf(stderr, "tokentap: cannot attach the exec/exit tracepoints: %s\n",
+			strerror(-err));
+		return err;
+	}
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), capture__on_record, c, NULL);
+	if (!c->rb) {
+		err = errno ? -errno : -ENOMEM;
+		fprintf(stderr, "tokentap: cannot open the ring buffer: %s\n", strerror(-err));
+		return err;
+	}
+	return capture__attach_tls(c);
+}
+
+/* ---- API ------------------------------------------------------------------------------------ */
+
+int capture__open(struct capture **out, const struct capture_opts *opts,
+		  const struct cap_sink *sink)
+{
+	static const struct capture_opts defaults;
+	struct capture *c;
+	int err;
+
+	*out = NULL;
+	opts = opts ? opts : &defaults;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->verbose = opts->verbose;
+	if (sink)
+		c->sink = *sink;
+	libbpf_set_print(c->verbose ? libbpf_print_verbose : libbpf_print_quiet);
+	err = capture__start(c, opts);
+	if (err) {
+		capture__close(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+int capture__poll(struct capture *c, int timeout_ms)
+{
+	int n = ring_buffer__poll(c->rb, attach__next_due_ms(c->attach, timeout_ms));
+
+	attach__run_pending(c->attach);
+	return n;
+}
+
+static void capture__sum_drops(struct capture *c, struct capture_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals;
+	__u32 k;
+	int i;
+
+	if (ncpu <= 0 || !(vals = calloc((size_t)ncpu, sizeof(*vals))))
+		return;
+	for (k = 0; k < TT_DROP__COUNT; k++) {
+		if (bpf_map__lookup_elem(c->skel->maps.drops, &k, sizeof(k), vals,
+					 (size_t)ncpu * sizeof(*vals), 0))
+			continue;
+		for (i = 0; i < ncpu; i++)
+			st->drops[k] += vals[i];
+	}
+	free(vals);
+}
+
+void capture__stats(struct capture *c, struct capture_stats *st)
+{
+	struct attach_stats as;
+
+	memset(st, 0, sizeof(*st));
+	st->events = c->events;
+	st->bytes = c->bytes;
+	st->malformed_records = c->malformed;
+	st->sock_rung = c->rung;
+	if (c->skel)
+		capture__sum_drops(c, st);
+	st->lost_records = st->drops[TT_DROP_RINGBUF_RECORDS] + st->drops[TT_DROP_CONTROL_RECORDS];
+	/* Read errors are counted in bytes too (1 when even the length could not be read). */
+	st->lost_bytes = st->drops[TT_DROP_RINGBUF_BYTES] + st->drops[TT_DROP_TRUNCATED_BYTES] +
+			 st->drops[TT_DROP_READ_ERRORS];
+	if (c->attach) {
+		attach__stats(c->attach, &as);
+		st->attached_files = as.files;
+		st->attach_failures = as.failures;
+	}
+}
+
+void capture__close(struct capture *c)
+{
+	if (!c)
+		return;
+	/* Probes first, so nothing writes into the buffer we are about to free. */
+	attach__free(c->attach);
+	c->attach = NULL;
+	ring_buffer__free(c->rb);
+	c->rb = NULL;
+	capture__unload(c);
+	free(c);
+}

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Helpers shared by the HTTP parsers (http1.c now, http2.c later). */
+#include <string.h>
+#include <strings.h>
+
+#include "proto/http.h"
+
+const struct http_header *http_head__find(const struct http_head *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < h->num_headers; i++) {
+		const struct http_header *hd = &h->headers[i];
+
+		if (hd->name_len == n && strncasecmp(hd->name, name, n) == 0)
+			return hd;
+	}
+	return NULL;
+}

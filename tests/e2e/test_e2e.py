@@ -1,0 +1,995 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""tokentap end to end: BPF attached, a mock LLM provider over HTTPS on loopback, real clients.
+
+Every traced call is checked three ways: tokentap's span against what the mock served (its log)
+and against what the client observed and measured (its own report line). Clients: curl and
+Python (libssl.so), Node.js with the official openai and @anthropic-ai/sdk packages (OpenSSL
+inside the node binary).
+
+tokentap is started once per test class: the class runs all its client workloads, gives tokentap
+a second, stops it with SIGINT and reads every span; each test then checks its own workload, with
+spans picked by the client's pid.
+
+Environment:
+  TOKENTAP_BIN              tokentap binary (default: build/tokentap)
+  TOKENTAP_REQUIRE_BPF=1    fail, instead of skip, when not root or BPF is unavailable
+  TOKENTAP_E2E_LAT_TOL_MS   latency tolerance floor in ms (default 5; the tolerance is the larger
+                            of this and 10% of what the client measured)
+  TOKENTAP_E2E_KEEP=1       keep the temporary directory even when every test passed
+Usage: test_e2e.py [unittest arguments, e.g. -k keepalive]; the last line printed is
+"e2e: N passed, N failed".
+"""
+import atexit
+import ctypes
+import json
+import math
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+from pathlib import Path
+
+E2E = Path(__file__).resolve().parent
+REPO = E2E.parents[1]
+TOKENTAP = Path(os.environ.get("TOKENTAP_BIN", REPO / "build" / "tokentap"))
+REQUIRE_BPF = os.environ.get("TOKENTAP_REQUIRE_BPF") == "1"
+READY_TIMEOUT_S = 30
+LAT_TOL_MS = float(os.environ.get("TOKENTAP_E2E_LAT_TOL_MS", "5"))
+LAT_TOL_FRAC = 0.10
+# Span times are wall clock converted from the kernel's monotonic clock; the mock's are
+# time.time_ns(). They are compared with this slack.
+WALL_TOL_MS = 5
+# A secret the clients send in Authorization / x-api-key: it must never show up in any output.
+API_KEY = "sk-test-e2e-" + uuid.uuid4().hex
+os.environ["MOCK_API_KEY"] = API_KEY
+
+sys.path.insert(0, str(E2E / "clients"))
+import urllib_client as pyclient  # noqa: E402  (the request builder and response reader)
+
+SPAN_KEYS = {"trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano",
+             "end_time_unix_nano", "status", "resource", "attributes"}
+RESOURCE_KEYS = {"service.name", "process.pid", "process.executable.name",
+                 "process.executable.path", "host.name"}
+
+# ---- processes: every one started here is killed on the way out, whatever happens ----------
+
+_procs = []
+
+
+def spawn(args, **kw):
+    proc = subprocess.Popen([str(a) for a in args], **kw)
+    _procs.append(proc)
+    return proc
+
+
+def kill_all():
+    for proc in reversed(_procs):
+        if proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(kill_all)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def read_line(proc, timeout, what):
+    """The first line a child prints on stdout, or an error saying what it printed instead."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise AssertionError(f"{what}: nothing printed within {timeout} s")
+    line = proc.stdout.readline()
+    if not line:
+        raise AssertionError(f"{what}: exited with {proc.wait()} before it was ready")
+    return line.strip()
+
+
+def tail(path, n=30):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+# ---- BPF availability ----------------------------------------------------------------------
+
+def bpf_syscall_error():
+    """Loads the smallest socket filter there is; returns why that failed, or None."""
+    nr = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
+    if nr is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    insns = (ctypes.c_uint8 * 16)(0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0)
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = (ctypes.c_uint8 * 128)()
+    # prog_type SOCKET_FILTER, insn_cnt 2, insns, license
+    struct.pack_into("<IIQQ", attr, 0, 1, 2, ctypes.addressof(insns), ctypes.addressof(lic))
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_long(5), ctypes.byref(attr), ctypes.c_long(128))
+    if fd < 0:
+        return "bpf(BPF_PROG_LOAD) failed: " + os.strerror(ctypes.get_errno())
+    os.close(fd)
+    return None
+
+
+def bpf_unavailable():
+    if os.geteuid() != 0:
+        return "not running as root"
+    if not os.access(TOKENTAP, os.X_OK):
+        return f"{TOKENTAP} is not built (run make)"
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    if not Path("/sys/bus/event_source/devices/uprobe").exists():
+        return "the kernel has no uprobe support"
+    return bpf_syscall_error()
+
+
+def require_bpf():
+    why = bpf_unavailable()
+    if why and REQUIRE_BPF:
+        raise AssertionError(f"TOKENTAP_REQUIRE_BPF=1 but BPF tests cannot run: {why}")
+    if why:
+        raise unittest.SkipTest(f"BPF unavailable: {why}")
+
+
+# ---- the workspace: a temporary directory and the mock provider ----------------------------
+
+class Workspace:
+    dir = None
+    mock = None
+    failed = False
+
+    @classmethod
+    def get(cls):
+        if cls.dir is None:
+            cls.dir = Path(tempfile.mkdtemp(prefix="tokentap-e2e-"))
+            cls.mock = Mock(cls.dir)
+        return cls
+
+    @classmethod
+    def cleanup(cls):
+        kill_all()
+        if cls.dir is None:
+            return
+        shutil.rmtree(cls.dir / "fresh", ignore_errors=True)  # a 100 MB copy of node
+        if cls.failed or os.environ.get("TOKENTAP_E2E_KEEP") == "1":
+            print(f"e2e: temporary files kept in {cls.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+
+class Mock:
+    def __init__(self, work):
+        self.log = work / "mock.log"
+        self.tls = work / "tls"
+        self.ca = self.tls / "ca.pem"
+        self.err = open(work / "mock.err", "wb")
+        self.proc = spawn([sys.executable, E2E / "mock_provider.py", "--tls-dir", self.tls,
+                           "--log", self.log], stdout=subprocess.PIPE, stderr=self.err, text=True)
+        line = read_line(self.proc, 30, "mock provider")
+        m = re.fullmatch(r"mock: listening (\d+)", line)
+        if not m:
+            raise AssertionError(f"mock provider printed {line!r}")
+        self.port = int(m.group(1))
+        self.base = f"https://127.0.0.1:{self.port}"
+
+    def entries(self):
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def by_tag(self):
+        return {e["tag"]: e for e in self.entries() if e.get("tag")}
+
+
+# ---- clients -------------------------------------------------------------------------------
+
+def client_env():
+    env = dict(os.environ)
+    env["NODE_EXTRA_CA_CERTS"] = str(Workspace.mock.ca)
+    env["MOCK_API_KEY"] = API_KEY
+    return env
+
+
+def record(calls):
+    """Keeps every client report in the workspace, to read when a test fails."""
+    with open(Workspace.dir / "clients.jsonl", "a") as f:
+        for c in calls:
+            f.write(json.dumps(c) + "\n")
+    return calls
+
+
+def run_client(args, what, timeout=120):
+    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                 env=client_env(), cwd=E2E)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{what} timed out after {timeout} s: {err[-2000:]}")
+    if proc.returncode != 0:
+        raise AssertionError(f"{what} exited with {proc.returncode}: {err[-3000:]}")
+    return record([json.loads(line) for line in out.splitlines() if line.strip()])
+
+
+def run_python(calls, mode="urllib"):
+    spec = {"mode": mode, "calls": calls}
+    mock = Workspace.mock
+    got = run_client([sys.executable, E2E / "clients" / "urllib_client.py", "--base", mock.base,
+                      "--cafile", mock.ca, "--spec", json.dumps(spec)], f"python client ({mode})")
+    if len(got) != len(calls):
+        raise AssertionError(f"python client reported {len(got)} calls of {len(calls)}")
+    return got
+
+
+def run_node(sdk, calls, node="node", **spec):
+    spec["calls"] = calls
+    mock = Workspace.mock
+    got = run_client([node, E2E / "clients" / f"{sdk}_client.mjs", "--base", mock.base,
+                      "--spec", json.dumps(spec)], f"node {sdk} client")
+    if len(got) != len(calls):
+        raise AssertionError(f"node {sdk} client reported {len(got)} calls of {len(calls)}")
+    return got
+
+
+def run_curl(call, work):
+    """One call made by curl; curl's own timings give the latency from the request on."""
+    method, path, data, headers = pyclient.build_request(call)
+    body = work / f"{call['tag']}.req.json"
+    resp = work / f"{call['tag']}.resp"
+    body.write_bytes(data)
+    args = ["curl", "-sS", "--cacert", Workspace.mock.ca, Workspace.mock.base + path,
+            "--data-binary", f"@{body}", "-o", resp,
+            "-w", "%{http_code} %{time_pretransfer} %{time_starttransfer} %{time_total}"]
+    for k, v in headers.items():
+        args += ["-H", f"{k}: {v}"]
+    proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise AssertionError(f"curl exited with {proc.returncode}: {err}")
+    code, pre, start, total = out.split()
+    raw = resp.read_bytes()
+    obs = pyclient.Observed(call["provider"])
+    if call.get("stream") and code == "200":
+        for event in raw.split(b"\n\n"):
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                    obs.take(json.loads(line[5:]))
+    elif code == "200":
+        obs.take(json.loads(raw))
+    exe = os.path.realpath(shutil.which("curl"))
+    got = {"client": "curl", "pid": proc.pid, "tid": proc.pid, "exe": exe, "tag": call["tag"],
+           "raw": False, "provider": call["provider"], "request_model": call["model"],
+           "stream": bool(call.get("stream")), "max_tokens": call.get("sent_max_tokens"),
+           "temperature": call.get("temperature"), "loose_latency": False, "status": int(code),
+           "id": obs.id, "model": obs.model, "finish_reason": obs.finish_reason,
+           "input_tokens": obs.input_tokens, "output_tokens": obs.output_tokens,
+           "cache_read": obs.cache_read, "cache_creation": obs.cache_creation,
+           "content_len": obs.content_len,
+           "latency_ms": (float(total) - float(pre)) * 1000}
+    if call.get("stream"):
+        got["ttft_ms"] = (float(start) - float(pre)) * 1000
+    return record([got])
+
+
+def call(provider, model, tag, stream=False, delay=None, text=None, **kw):
+    """A call for the spec of any client; delay is the mock's wait before answering, in ms."""
+    headers = dict(kw.pop("headers", {}))
+    if delay is not None:
+        headers["x-mock-delay-ms"] = str(delay)
+    c = {"provider": provider, "model": model, "tag": f"{tag}-{uuid.uuid4().hex[:8]}",
+         "stream": stream, "headers": headers, **kw}
+    if text is not None:
+        c["text"] = text
+    return c
+
+
+def words(n):
+    return " ".join(["please count every word of this request"] * n)
+
+
+# ---- checks --------------------------------------------------------------------------------
+
+def tolerance(ms):
+    return max(LAT_TOL_MS, LAT_TOL_FRAC * ms)
+
+
+def expected_input(log):
+    if log["provider"] == "openai":
+        return log["input_words"] + log["cache_read_tokens"]
+    return log["input_words"] + log["cache_read_tokens"] + log["cache_creation_tokens"]
+
+
+def check_client_vs_log(tc, c, log):
+    """The harness itself: what the client saw is what the mock says it served."""
+    ctx = f"[{c['client']} {c['tag']}]"
+    tc.assertEqual(c["status"], log["status"], ctx)
+    tc.assertEqual(c["request_model"], log["model_requested"], ctx)
+    tc.assertEqual(c["stream"], log["stream"], ctx)
+    if log["status"] == 200:
+        tc.assertEqual(c["id"], log["id"], ctx)
+        tc.assertEqual(c["model"], log["model_response"], ctx)
+        tc.assertNotEqual(c["model"], c["request_model"], ctx)
+        tc.assertEqual(c["finish_reason"], log["finish_reason"], ctx)
+        tc.assertEqual(c["output_tokens"], log["output_tokens"], ctx)
+        tc.assertEqual(c["cache_read"], log["cache_read_tokens"], ctx)
+        if log["provider"] == "openai":
+            tc.assertEqual(c["input_tokens"], expected_input(log), ctx)
+        else:
+            tc.assertEqual(c["input_tokens"], log["input_words"], ctx)
+            tc.assertEqual(c["cache_creation"], log["cache_creation_tokens"], ctx)
+    served_ms = (log["t_response_done"] - log["t_request_received"]) / 1e6
+    tc.assertGreaterEqual(c["latency_ms"] + 1, served_ms, f"{ctx} client latency < served time")
+    if c["stream"] and log["status"] == 200:
+        tc.assertLess(c["ttft_ms"], c["latency_ms"], ctx)
+
+
+def check_schema(tc, span):
+    tc.assertEqual(set(span), SPAN_KEYS, "span keys")
+    tc.assertRegex(span["trace_id"], r"^[0-9a-f]{32}$")
+    tc.assertNotEqual(span["trace_id"], "0" * 32)
+    tc.assertRegex(span["span_id"], r"^[0-9a-f]{16}$")
+    tc.assertNotEqual(span["span_id"], "0" * 16)
+    tc.assertRegex(span["parent_span_id"], r"^([0-9a-f]{16})?$")
+    for k in ("start_time_unix_nano", "end_time_unix_nano"):
+        tc.assertIsInstance(span[k], int, k)
+    tc.assertIn(span["status"].get("code"), ("unset", "ok", "error"))
+    tc.assertIsInstance(span["attributes"], dict)
+    tc.assertLessEqual(RESOURCE_KEYS, set(span["resource"]), "resource keys")
+
+
+def check_timing(tc, span, c, log, ctx):
+    a = span["attributes"]
+    start, end = span["start_time_unix_nano"], span["end_time_unix_nano"]
+    tc.assertGreater(end, start, ctx)
+    lat = (end - start) / 1e6
+    want, tol = c["latency_ms"], tolerance(c["latency_ms"])
+    tc.assertLessEqual(lat, want + tol,
+                       f"{ctx} span latency {lat:.2f} ms > client's {want:.2f} ms + {tol:.1f}")
+    if not c.get("loose_latency"):
+        tc.assertGreaterEqual(lat, want - tol,
+                              f"{ctx} span latency {lat:.2f} ms < client's {want:.2f} ms - {tol:.1f}")
+    # The mock got the request and finished the response inside the span.
+    slack = WALL_TOL_MS * 1e6
+    tc.assertLessEqual(start, log["t_request_received"] + slack, f"{ctx} span starts after the "
+                       "mock had the request")
+    tc.assertGreaterEqual(end, log["t_response_done"] - slack, f"{ctx} span ends before the mock "
+                          "finished the response")
+    ttft = a.get("gen_ai.response.time_to_first_chunk")
+    if not (c["stream"] and log["status"] == 200):
+        tc.assertIsNone(ttft, f"{ctx} time_to_first_chunk on a non-stream")
+        return
+    tc.assertIsInstance(ttft, (int, float), f"{ctx} time_to_first_chunk missing")
+    ttft_ms = ttft * 1000
+    tc.assertGreater(ttft_ms, 0, ctx)
+    tc.assertLess(ttft_ms, lat, f"{ctx} time_to_first_chunk >= latency")
+    tol = tolerance(c["ttft_ms"])
+    tc.assertLessEqual(ttft_ms, c["ttft_ms"] + tol,
+                       f"{ctx} ttft {ttft_ms:.2f} ms > client's {c['ttft_ms']:.2f} ms + {tol:.1f}")
+    if not c.get("loose_latency"):
+        tc.assertGreaterEqual(ttft_ms, c["ttft_ms"] - tol, f"{ctx} ttft {ttft_ms:.2f} ms < "
+                              f"client's {c['ttft_ms']:.2f} ms - {tol:.1f}")
+
+
+def check_resource(tc, span, c, ctx):
+    r = span["resource"]
+    name = os.path.basename(c["exe"])
+    tc.assertEqual(r.get("process.pid"), c["pid"], ctx)
+    tc.assertEqual(r.get("process.executable.path"), c["exe"], ctx)
+    tc.assertEqual(r.get("process.executable.name"), name, ctx)
+    tc.assertEqual(r.get("service.name"), name, ctx)
+    tc.assertEqual(r.get("host.name"), socket.gethostname(), ctx)
+
+
+def check_span(tc, span, c, log, port):
+    """One span against the client's report (c) and the mock's log line for the same call."""
+    ctx = f"[{c['client']} {c['tag']}]"
+    check_schema(tc, span)
+    a = span["attributes"]
+
+    def eq(key, want):
+        tc.assertEqual(a.get(key), want, f"{ctx} {key}")
+
+    tc.assertEqual(span["name"], f"chat {log['model_requested']}", ctx)
+    tc.assertEqual(span["kind"], "client", ctx)
+    eq("gen_ai.operation.name", "chat")
+    eq("gen_ai.provider.name", log["provider"])
+    eq("gen_ai.request.model", log["model_requested"])
+    eq("server.address", "127.0.0.1")
+    eq("server.port", port)
+    eq("http.request.method", "POST")
+    eq("url.path", log["path"])
+    eq("http.response.status_code", log["status"])
+    eq("thread.id", c["tid"])
+    tc.assertIs(a.get("gen_ai.request.stream", False), log["stream"], f"{ctx} request.stream")
+    if log["max_tokens"] is not None:
+        eq("gen_ai.request.max_tokens", log["max_tokens"])
+    if c.get("temperature") is not None:
+        tc.assertIsInstance(a.get("gen_ai.request.temperature"), (int, float), ctx)
+        tc.assertAlmostEqual(a["gen_ai.request.temperature"], c["temperature"], 6, ctx)
+    tc.assertFalse(a.get("tokentap.capture.partial", False), f"{ctx} capture partial")
+    tc.assertIn(a.get("tokentap.provider.detected_by", "path"), ("path",), ctx)
+    tc.assertIn(a.get("tokentap.tls.library", "openssl"), ("openssl",), ctx)
+    if log["status"] == 200:
+        tc.assertEqual(span["status"]["code"], "unset", ctx)
+        tc.assertNotIn("error.type", a, ctx)
+        eq("gen_ai.response.model", log["model_response"])
+        eq("gen_ai.response.id", log["id"])
+        eq("gen_ai.response.finish_reasons", [log["finish_reason"]])
+        eq("gen_ai.usage.input_tokens", expected_input(log))
+        eq("gen_ai.usage.output_tokens", log["output_tokens"])
+        tc.assertEqual(a.get("gen_ai.usage.cache_read.input_tokens", 0),
+                       log["cache_read_tokens"], f"{ctx} cache_read")
+        tc.assertEqual(a.get("gen_ai.usage.cache_creation.input_tokens", 0),
+                       log["cache_creation_tokens"], f"{ctx} cache_creation")
+    else:
+        tc.assertEqual(span["status"]["code"], "error", ctx)
+        eq("error.type", str(log["status"]))
+        tc.assertNotIn("gen_ai.response.id", a, ctx)
+    check_resource(tc, span, c, ctx)
+    check_timing(tc, span, c, log, ctx)
+
+
+# ---- tokentap ------------------------------------------------------------------------------
+
+class Tokentap:
+    def __init__(self, work, args):
+        self.work, self.args = work, args
+        self.out_path, self.err_path = work / "tokentap.out", work / "tokentap.err"
+        self.proc = None
+        self.spans, self.bad_lines = [], []
+        self.stop_error = None
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = spawn([TOKENTAP, *self.args], stdout=out, stderr=err, env=env, cwd=REPO)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if b"tokentap: ready" in self.err_path.read_bytes():
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tokentap exited with {self.proc.returncode} before it was "
+                                     f"ready; stderr:\n{tail(self.err_path)}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"tokentap did not print 'tokentap: ready' within {READY_TIMEOUT_S} s;"
+                             f" stderr:\n{tail(self.err_path)}")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.stop_error = "tokentap did not exit within 20 s of SIGINT"
+        self.read_spans()
+
+    def read_spans(self):
+        for line in self.out_path.read_text(errors="replace").splitlines():
+            try:
+                span = json.loads(line)
+                if not isinstance(span, dict):
+                    raise ValueError("not an object")
+                self.spans.append(span)
+            except ValueError:
+                self.bad_lines.append(line)
+
+
+class TracedCase(unittest.TestCase):
+    """Starts tokentap, runs every workload_* of the class, stops tokentap, keeps the spans."""
+
+    tokentap_args = ["--format", "json"]
+
+    @classmethod
+    def setUpClass(cls):
+        require_bpf()
+        ws = Workspace.get()
+        cls.mock = ws.mock
+        cls.work = ws.dir / cls.__name__
+        cls.work.mkdir()
+        cls.tt = Tokentap(cls.work, cls.tokentap_args_for())
+        try:
+            cls.before_tokentap()
+            cls.tt.start()
+            cls.results = {}
+            for name in sorted(n for n in dir(cls) if n.startswith("workload_")):
+                try:
+                    cls.results[name[len("workload_"):]] = getattr(cls, name)()
+                except Exception as e:  # the test of that workload reports it
+                    cls.results[name[len("workload_"):]] = e
+            time.sleep(1.0)
+        finally:
+            cls.tt.stop()
+        cls.log = cls.mock.by_tag()
+
+    @classmethod
+    def tokentap_args_for(cls):
+        return cls.tokentap_args
+
+    @classmethod
+    def before_tokentap(cls):
+        pass
+
+    def calls(self, name):
+        got = self.results.get(name)
+        if isinstance(got, Exception):
+            raise AssertionError(f"workload {name} failed: {got!r}") from got
+        self.assertIsNotNone(got, f"no workload {name}")
+        return got
+
+    def spans_of(self, pids):
+        return [s for s in self.tt.spans if s.get("resource", {}).get("process.pid") in pids]
+
+    def check_workload(self, name):
+        """Exactly one span per LLM call of the workload, each matching its call and log line."""
+        calls = self.calls(name)
+        llm = [c for c in calls if not c["raw"]]
+        spans = self.spans_of({c["pid"] for c in calls})
+        self.assertEqual(len(spans), len(llm), f"{name}: {len(spans)} spans for {len(llm)} calls:"
+                         f" {[s.get('attributes', {}).get('gen_ai.response.id') for s in spans]}")
+        by_id = {}
+        for s in spans:
+            by_id.setdefault(s["attributes"].get("gen_ai.response.id"), []).append(s)
+        no_id = sorted(by_id.pop(None, []), key=lambda s: s["start_time_unix_nano"])
+        for c in llm:
+            log = self.log.get(c["tag"])
+            self.assertIsNotNone(log, f"the mock has no log line for {c['tag']}")
+            check_client_vs_log(self, c, log)
+            if log["id"] is not None:
+                match = by_id.get(log["id"], [])
+                self.assertEqual(len(match), 1, f"{name}: spans with id {log['id']}: {len(match)}")
+                span = match[0]
+            else:
+                same_pid = [s for s in no_id if s["resource"]["process.pid"] == c["pid"]]
+                self.assertTrue(same_pid, f"{name}: no span for the error call {c['tag']}")
+                span = same_pid[0]
+                no_id.remove(span)
+            check_span(self, span, c, log, self.mock.port)
+        return calls, spans
+
+
+# ---- the traced suite ----------------------------------------------------------------------
+
+NODE_DELAY = 60  # ms: Node's own work around the TLS calls is a few ms; keep it under 10%
+
+
+class TestTraced(TracedCase):
+    """Every client and call shape, traced by one tokentap --format json."""
+
+    @classmethod
+    def workload_curl_plain(cls):
+        return run_curl(call("openai", "gpt-4o", "curl-plain", max_tokens=64, temperature=0.7,
+                             text=words(3)), cls.work)
+
+    @classmethod
+    def workload_curl_stream(cls):
+        return run_curl(call("openai", "gpt-4o-mini", "curl-stream", stream=True, max_tokens=4,
+                             text=words(2)), cls.work)
+
+    @classmethod
+    def workload_urllib_openai(cls):
+        return run_python([
+            call("openai", "gpt-4.1", "py-oai-plain", text=words(4), temperature=0.25,
+                 headers={"x-mock-cache-read": "1024"}),
+            call("openai", "gpt-4.1", "py-oai-stream", stream=True, text=words(5),
+                 max_tokens=300)])
+
+    @classmethod
+    def workload_urllib_anthropic(cls):
+        return run_python([
+            call("anthropic", "claude-sonnet-4-5", "py-ant-plain", text=words(6),
+                 headers={"x-mock-cache-read": "2048", "x-mock-cache-creation": "300"}),
+            call("anthropic", "claude-sonnet-4-5", "py-ant-stream", stream=True, text=words(2),
+                 headers={"x-mock-cache-read": "77", "x-mock-multi-delta": "1"}),
+            call("anthropic", "claude-haiku-4-5", "py-ant-short", stream=True, max_tokens=3)])
+
+    @classmethod
+    def workload_node_openai(cls):
+        return run_node("openai", [
+            call("openai", "gpt-4o", "node-oai-plain", delay=NODE_DELAY, max_tokens=100,
+                 temperature=0.3, text=words(2)),
+            call("openai", "gpt-4o", "node-oai-stream", stream=True, delay=NODE_DELAY,
+                 text=words(7))])
+
+    @classmethod
+    def workload_node_anthropic(cls):
+        return run_node("anthropic", [
+            call("anthropic", "claude-opus-4-1", "node-ant-plain", delay=NODE_DELAY,
+                 headers={"x-mock-cache-creation": "512"}),
+            call("anthropic", "claude-opus-4-1", "node-ant-stream", stream=True,
+                 delay=NODE_DELAY, max_tokens=2000, temperature=1.0,
+                 headers={"x-mock-cache-read": "4096"})])
+
+    @classmethod
+    def workload_keepalive(cls):
+        calls = []
+        for i in range(50):
+            provider = "openai" if i % 2 == 0 else "anthropic"
+            model = "gpt-4o-mini" if provider == "openai" else "claude-haiku-4-5"
+            calls.append(call(provider, model, f"ka{i}", stream=i % 3 == 0, delay=3,
+                              text=words(1 + i % 4),
+                              headers={"x-mock-chunk-delay-ms": "1",
+                                       "x-mock-output-tokens": str(3 + i)}))
+        return run_python(calls, mode="keepalive")
+
+    @classmethod
+    def workload_threads(cls):
+        # In flight together; answers staggered so the clients' clocks are not all read at once.
+        return run_python([call("openai" if i % 2 else "anthropic", f"model-t{i}", f"thr{i}",
+                                stream=i % 4 == 1, delay=40 + 9 * i, text=words(1 + i % 3))
+                           for i in range(20)], mode="threads")
+
+    @classmethod
+    def workload_node_concurrent(cls):
+        return run_node("openai", [call("openai", "gpt-4o", f"nodec{i}", stream=i % 2 == 0,
+                                        delay=40 + 5 * i) for i in range(20)], concurrent=True)
+
+    @classmethod
+    def workload_big(cls):
+        got = run_python([call("openai", "gpt-4o", "big-py-plain", headers={"x-mock-big": "400"}),
+                          call("anthropic", "claude-sonnet-4-5", "big-py-stream", stream=True,
+                               max_tokens=200000, headers={"x-mock-big": "300"})])
+        got += run_curl(call("openai", "gpt-4o", "big-curl-stream", stream=True,
+                             headers={"x-mock-big": "350"}), cls.work)
+        got += run_node("anthropic", [
+            call("anthropic", "claude-sonnet-4-5", "big-node-stream", stream=True,
+                 max_tokens=200000, delay=NODE_DELAY, headers={"x-mock-big": "300"})])
+        got += run_node("openai", [call("openai", "gpt-4o", "big-node-plain", delay=NODE_DELAY,
+                                        headers={"x-mock-big": "500"})])
+        return got
+
+    @classmethod
+    def workload_fresh_node(cls):
+        """A node executable that did not exist when tokentap became ready."""
+        fresh = Workspace.dir / "fresh"
+        fresh.mkdir(exist_ok=True)
+        copy = fresh / "node-fresh"
+        shutil.copy2(os.path.realpath(shutil.which("node")), copy)
+        # tokentap learns of the new file from the exec event; give it time to attach.
+        return run_node("openai", [
+            call("openai", "gpt-4o", "fresh-plain", delay=NODE_DELAY),
+            call("openai", "gpt-4o", "fresh-stream", stream=True, delay=NODE_DELAY)],
+            node=copy, delay_ms=2000)
+
+    @classmethod
+    def workload_http429(cls):
+        got = run_curl(call("openai", "gpt-4o", "e429-curl", headers={"x-mock-status": "429"}),
+                       cls.work)
+        got += run_node("anthropic", [call("anthropic", "claude-sonnet-4-5", "e429-node",
+                                           delay=NODE_DELAY, headers={"x-mock-status": "429"})],
+                        max_retries=0)
+        got += run_python([call("openai", "gpt-4o-mini", "e429-py", stream=True,
+                                headers={"x-mock-status": "429"})])
+        return got
+
+    @classmethod
+    def workload_non_llm(cls):
+        tag = "nonllm-" + uuid.uuid4().hex[:8]
+        return run_python([
+            {"raw": True, "method": "GET", "path": "/health", "tag": tag + "-a"},
+            {"raw": True, "method": "POST", "path": "/internal/echo", "tag": tag + "-b",
+             "body": {"model": "gpt-4o", "note": "JSON, but not an LLM API"}},
+            call("openai", "gpt-4o", "nonllm-chat"),
+            {"raw": True, "method": "GET", "path": "/health", "tag": tag + "-c"}],
+            mode="keepalive")
+
+    # -- tokentap itself --
+
+    def test_tokentap_exits_0_on_sigint(self):
+        self.assertIsNone(self.tt.stop_error)
+        self.assertEqual(self.tt.proc.returncode, 0, tail(self.tt.err_path))
+
+    def test_stdout_carries_spans_only(self):
+        self.assertEqual(self.tt.bad_lines, [], "non-JSON lines on stdout")
+        self.assertTrue(self.tt.spans, "no spans at all")
+        for s in self.tt.spans:
+            check_schema(self, s)
+        ids = [s["span_id"] for s in self.tt.spans]
+        self.assertEqual(len(ids), len(set(ids)), "span ids repeat")
+
+    def test_no_secret_in_output(self):
+        for path in (self.tt.out_path, self.tt.err_path):
+            data = path.read_bytes()
+            self.assertNotIn(API_KEY.encode(), data, f"API key in {path.name}")
+            self.assertNotIn(API_KEY[-16:].encode(), data, f"part of the API key in {path.name}")
+
+    def test_mock_server_side_is_not_a_client_span(self):
+        self.assertEqual(self.spans_of({self.mock.proc.pid}), [],
+                         "spans attributed to the mock server's process")
+
+    # -- clients --
+
+    def test_curl_openai_plain(self):
+        self.check_workload("curl_plain")
+
+    def test_curl_openai_stream(self):
+        self.check_workload("curl_stream")
+
+    def test_urllib_openai_plain_and_stream(self):
+        self.check_workload("urllib_openai")
+
+    def test_urllib_anthropic_plain_and_stream(self):
+        self.check_workload("urllib_anthropic")
+
+    def test_node_openai_sdk(self):
+        self.check_workload("node_openai")
+
+    def test_node_anthropic_sdk(self):
+        self.check_workload("node_anthropic")
+
+    def test_keepalive_50_calls_on_one_connection(self):
+        calls, spans = self.check_workload("keepalive")
+        self.assertEqual(len(spans), 50)
+        ports = {self.log[c["tag"]]["client_port"] for c in calls}
+        self.assertEqual(len(ports), 1, "the 50 calls did not share one connection")
+        in_order = [s["attributes"]["gen_ai.response.id"]
+                    for s in sorted(spans, key=lambda s: s["start_time_unix_nano"])]
+        self.assertEqual(in_order, [c["id"] for c in calls])
+
+    def test_20_concurrent_calls_python_threads(self):
+        calls, spans = self.check_workload("threads")
+        self.assertEqual(len(spans), 20)
+        self.assertEqual(len({c["tid"] for c in calls}), 20)
+        self.assertEqual(len({self.log[c["tag"]]["client_port"] for c in calls}), 20)
+        starts = [s["start_time_unix_nano"] for s in spans]
+        ends = [s["end_time_unix_nano"] for s in spans]
+        self.assertLess(max(starts), min(ends), "the 20 calls were not in flight together")
+
+    def test_20_concurrent_calls_node(self):
+        calls, spans = self.check_workload("node_concurrent")
+        self.assertEqual(len(spans), 20)
+        self.assertEqual(len({s["attributes"]["gen_ai.response.id"] for s in spans}), 20)
+
+    def test_big_responses(self):
+        calls, spans = self.check_workload("big")
+        for c in calls:
+            self.assertGreater(self.log[c["tag"]]["body_bytes"], 300 * 1024, c["tag"])
+            self.assertGreater(c["content_len"], 250 * 1024, c["tag"])
+
+    def test_executable_started_after_ready(self):
+        calls, spans = self.check_workload("fresh_node")
+        for s in spans:
+            self.assertEqual(s["resource"]["process.executable.path"],
+                             str(Workspace.dir / "fresh" / "node-fresh"))
+            self.assertEqual(s["resource"]["process.executable.name"], "node-fresh")
+
+    def test_http_429(self):
+        calls, spans = self.check_workload("http429")
+        self.assertEqual(len(spans), 3)
+        tags = [c["tag"] for c in calls]
+        served = [e for e in self.mock.entries() if e.get("tag") in tags]
+        self.assertEqual(len(served), 3, "a client retried the 429")
+
+    def test_non_llm_requests_make_no_span(self):
+        calls, spans = self.check_workload("non_llm")
+        self.assertEqual([c["raw"] for c in calls], [True, True, False, True])
+        self.assertEqual(len(spans), 1)
+
+
+# ---- OTLP ----------------------------------------------------------------------------------
+
+def same_value(x, y):
+    if isinstance(x, float) or isinstance(y, float):
+        return (isinstance(x, (int, float)) and isinstance(y, (int, float))
+                and math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(same_value(x[k], y[k]) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(same_value(a, b) for a, b in zip(x, y))
+    return type(x) is type(y) and x == y
+
+
+def normalized(span):
+    s = dict(span)
+    st = s.get("status") or {}
+    s["status"] = {"code": st.get("code"), "message": st.get("message") or ""}
+    s["parent_span_id"] = s.get("parent_span_id") or ""
+    return s
+
+
+class TestOtlp(TracedCase):
+    """--format json and --otlp-endpoint together: the collector gets the same spans."""
+
+    @classmethod
+    def before_tokentap(cls):
+        cls.otlp_out = cls.work / "otlp.jsonl"
+        script = E2E / "otlp_receiver.js"
+        if not script.exists():
+            raise AssertionError(f"{script} is missing")
+        cls.receiver = spawn(["node", script, "--port", "0", "--out", cls.otlp_out],
+                             stdout=subprocess.PIPE, stderr=open(cls.work / "otlp.err", "wb"),
+                             text=True, cwd=E2E)
+        line = read_line(cls.receiver, 30, "otlp_receiver.js")
+        m = re.fullmatch(r"otlp_receiver: listening (\d+)", line)
+        if not m:
+            raise AssertionError(f"otlp_receiver.js printed {line!r}")
+        cls.otlp_port = int(m.group(1))
+
+    @classmethod
+    def tokentap_args_for(cls):
+        return ["--format", "json", "--otlp-endpoint", f"http://127.0.0.1:{cls.otlp_port}"]
+
+    @classmethod
+    def tearDownClass(cls):
+        receiver = getattr(cls, "receiver", None)
+        if receiver is not None and receiver.poll() is None:
+            receiver.terminate()
+            receiver.wait(timeout=10)
+
+    @classmethod
+    def workload_mixed(cls):
+        got = run_curl(call("openai", "gpt-4o", "otlp-curl", stream=True, max_tokens=10),
+                       cls.work)
+        got += run_curl(call("openai", "gpt-4o", "otlp-429", headers={"x-mock-status": "429"}),
+                        cls.work)
+        got += run_python([call("anthropic", "claude-sonnet-4-5", "otlp-py", temperature=0.5,
+                                headers={"x-mock-cache-read": "10"}),
+                           call("anthropic", "claude-sonnet-4-5", "otlp-py-s", stream=True)])
+        got += run_node("openai", [call("openai", "gpt-4o", "otlp-node", delay=NODE_DELAY),
+                                   call("openai", "gpt-4o", "otlp-node-s", stream=True,
+                                        delay=NODE_DELAY)])
+        return got
+
+    def otlp_spans(self, want):
+        """The receiver's spans, waiting a little for the last export to be written."""
+        deadline = time.monotonic() + 10
+        while True:
+            spans = []
+            if self.otlp_out.exists():
+                spans = [json.loads(line) for line in self.otlp_out.read_text().splitlines()
+                         if line.strip()]
+            if len(spans) >= want or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.2)
+
+    def test_json_spans_are_right(self):
+        self.check_workload("mixed")
+
+    def test_otlp_spans_equal_json_spans(self):
+        calls, json_spans = self.check_workload("mixed")
+        everything = self.tt.spans
+        self.assertEqual(len(json_spans), len(calls))
+        otlp = self.otlp_spans(len(everything))
+        by_id = {s.get("span_id"): s for s in otlp}
+        self.assertEqual(len(by_id), len(otlp), "span ids repeat in OTLP")
+        self.assertEqual(set(by_id), {s["span_id"] for s in everything},
+                         "the collector did not get the same set of spans")
+        for js in everything:
+            want, got = normalized(js), normalized(by_id[js["span_id"]])
+            for key in sorted(SPAN_KEYS):
+                self.assertTrue(same_value(want.get(key), got.get(key)),
+                                f"span {js['span_id']} {key}: json {want.get(key)!r} "
+                                f"!= otlp {got.get(key)!r}")
+
+
+# ---- the harness without tokentap: clients really talk to the mock, and its log is right ---
+
+class TestHarness(unittest.TestCase):
+    """Runs without BPF: proves the mock and the clients before tokentap is judged by them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mock = Workspace.get().mock
+        cls.work = Workspace.dir / "harness"
+        cls.work.mkdir(exist_ok=True)
+
+    def check(self, calls):
+        log = self.mock.by_tag()
+        for c in calls:
+            if not c["raw"]:
+                self.assertIn(c["tag"], log)
+                check_client_vs_log(self, c, log[c["tag"]])
+        return log
+
+    def test_curl(self):
+        got = run_curl(call("openai", "gpt-4o", "h-curl", max_tokens=2), self.work)
+        got += run_curl(call("openai", "gpt-4o", "h-curl-s", stream=True), self.work)
+        got += run_curl(call("anthropic", "claude-x", "h-curl-a", stream=True,
+                             headers={"x-mock-cache-creation": "9"}), self.work)
+        log = self.check(got)
+        self.assertEqual(log[got[0]["tag"]]["finish_reason"], "length")
+
+    def test_python(self):
+        got = run_python([call("openai", "gpt-4o", "h-py", headers={"x-mock-cache-read": "5"}),
+                          call("anthropic", "claude-x", "h-py-s", stream=True, max_tokens=2,
+                               headers={"x-mock-multi-delta": "1"})])
+        log = self.check(got)
+        self.assertEqual(log[got[1]["tag"]]["finish_reason"], "max_tokens")
+        self.assertEqual(got[1]["output_tokens"], 2)
+
+    def test_python_keepalive_one_connection(self):
+        got = run_python([call("openai", "m", f"h-ka{i}", stream=i % 2 == 1, delay=1)
+                          for i in range(6)] +
+                         [{"raw": True, "method": "GET", "path": "/health", "tag": "h-ka-health"}],
+                         mode="keepalive")
+        log = self.check(got)
+        self.assertEqual(len({log[c["tag"]]["client_port"] for c in got}), 1)
+        self.assertEqual(got[-1]["status"], 200)
+
+    def test_python_threads(self):
+        got = run_python([call("openai", "m", f"h-thr{i}", delay=20 + i) for i in range(8)],
+                         mode="threads")
+        log = self.check(got)
+        self.assertEqual(len({log[c["tag"]]["client_port"] for c in got}), 8)
+
+    def test_node_openai(self):
+        got = run_node("openai", [call("openai", "gpt-4o", "h-no", temperature=0.1),
+                                  call("openai", "gpt-4o", "h-no-s", stream=True, max_tokens=3)])
+        log = self.check(got)
+        self.assertEqual(got[1]["finish_reason"], "length")
+        # The warm-up left a connection the SDK calls reused: no handshake in their latency.
+        warm = [e for e in self.mock.entries() if e.get("tag") == f"warmup-{got[0]['pid']}"]
+        self.assertTrue(warm)
+        self.assertEqual({log[c["tag"]]["client_port"] for c in got},
+                         {warm[-1]["client_port"]})
+
+    def test_node_anthropic(self):
+        got = run_node("anthropic", [call("anthropic", "claude-x", "h-na",
+                                          headers={"x-mock-cache-read": "3"}),
+                                     call("anthropic", "claude-x", "h-na-s", stream=True)])
+        self.check(got)
+
+    def test_node_sdk_429_not_retried(self):
+        got = run_node("openai", [call("openai", "gpt-4o", "h-429",
+                                       headers={"x-mock-status": "429"})], max_retries=0)
+        self.check(got)
+        self.assertEqual(got[0]["status"], 429)
+        self.assertEqual(len([e for e in self.mock.entries() if e.get("tag") == got[0]["tag"]]),
+                         1)
+
+    def test_big(self):
+        got = run_node("openai", [call("openai", "gpt-4o", "h-big", stream=True,
+                                       headers={"x-mock-big": "300"})])
+        log = self.check(got)
+        self.assertGreater(log[got[0]["tag"]]["body_bytes"], 300 * 1024)
+        self.assertGreater(got[0]["content_len"], 250 * 1024)
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+class Result(unittest.TextTestResult):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.passed = 0
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed += 1
+
+
+def main():
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=Result)
+    Workspace.failed = True  # until the run says otherwise
+    try:
+        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
+        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+        Workspace.failed = failed > 0
+    finally:
+        Workspace.cleanup()
+    sys.stderr.flush()
+    for test, reason in result.skipped:
+        print(f"e2e: skipped {test}: {reason}")
+    print(f"e2e: {result.passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
