@@ -73,24 +73,37 @@ static __always_inline __u64 ssl__transferred(struct pt_regs *ctx, const struct 
 	return n;
 }
 
-/* Copies one slice of the caller's buffer and submits it at its real size. */
-static __always_inline void data__emit_chunk(struct tt_data_event *ev, __u64 src, __u64 len)
+/*
+ * Copies one slice of the caller's buffer into the per-CPU record (header already filled) and
+ * submits it at its real size. A global function: the verifier checks it once, not once per
+ * iteration of the caller's chunk loop, which would cost it ~10k instructions per chunk.
+ */
+__noinline int data__emit_chunk(__u64 seq, __u64 src, __u64 len)
 {
+	struct tt_data_event *ev;
+	__u32 zero = 0;
+
+	ev = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!ev)
+		return 0;
 	/* Keep the clamp in a register the verifier tracks: 1 <= len <= TT_CHUNK_MAX. */
 	if (len > TT_CHUNK_MAX)
 		len = TT_CHUNK_MAX;
 	barrier_var(len);
 	if (len > TT_CHUNK_MAX || len == 0)
-		return;
+		return 0;
+	ev->seq = seq;
 	ev->data_len = len;
 	if (bpf_probe_read_user(ev->data, len, (void *)src)) {
 		drop__count(TT_DROP_READ_ERRORS, len);
-		return;
+		return 0;
 	}
 	if (bpf_ringbuf_output(&events, ev, TT_DATA_HDR_SIZE + len, 0)) {
 		drop__count(TT_DROP_RINGBUF_RECORDS, 1);
 		drop__count(TT_DROP_RINGBUF_BYTES, len);
+		return 0;
 	}
+	return 1;
 }
 
 static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __u64 n)
@@ -121,8 +134,7 @@ static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __
 
 		if (off >= n)
 			break;
-		ev->seq = seq + off;
-		data__emit_chunk(ev, call->buf + off, n - off);
+		data__emit_chunk(seq + off, call->buf + off, n - off);
 	}
 	if (n > cap)
 		drop__count(TT_DROP_TRUNCATED_BYTES, n - cap);

@@ -70,7 +70,8 @@ struct tt_data_event {
 	__u32 data_len;      /* bytes of data[] that follow in this record (<= TT_CHUNK_MAX) */
 	__u8 data[TT_CHUNK_MAX];
 };
-#define TT_DATA_HDR_SIZE ((unsigned long)&((struct tt_data_event *)0)->data)
+/* offsetof without <stddef.h> (BPF side); a null-pointer member access would trip UBSan. */
+#define TT_DATA_HDR_SIZE ((unsigned long)__builtin_offsetof(struct tt_data_event, data))
 
 struct tt_close_event {
 	struct tt_event_hdr hdr;

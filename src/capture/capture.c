@@ -226,7 +226,7 @@ static int capture__pick_rung(struct capture *c, const struct capture_opts *opts
 			opts->sock_rung);
 		return -EINVAL;
 	}
-	if (err == -EPERM)
+	if (err == -EPERM && geteuid() != 0)
 		fprintf(stderr, "tokentap: needs root or CAP_BPF+CAP_PERFMON: %s\n", tried);
 	else if (err)
 		fprintf(stderr, "tokentap: cannot load the BPF programs: %s\n", tried);

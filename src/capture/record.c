@@ -26,6 +26,7 @@ _Static_assert(offsetof(struct tt_data_event, call_start_ns) == 40, "tt_data_eve
 _Static_assert(offsetof(struct tt_data_event, call_len) == 48, "tt_data_event.call_len");
 _Static_assert(offsetof(struct tt_data_event, data_len) == 52, "tt_data_event.data_len");
 _Static_assert(offsetof(struct tt_data_event, data) == 56, "tt_data_event.data");
+_Static_assert(TT_DATA_HDR_SIZE == 56, "TT_DATA_HDR_SIZE");
 _Static_assert(sizeof(struct tt_data_event) == 56 + TT_CHUNK_MAX, "tt_data_event size");
 _Static_assert(sizeof(struct tt_close_event) == 48, "tt_close_event size");
 _Static_assert(offsetof(struct tt_close_event, write_seq) == 32, "tt_close_event.write_seq");

@@ -434,6 +434,7 @@ static void llm__init_call(struct llm_ex *ex, const struct http_head *h, size_t 
 	c->pid = info->pid;
 	c->tid = info->last_tid;
 	c->conn_id = info->conn_id;
+	c->tls_source = info->tls_source;
 }
 
 /* ---- the exchange ---------------------------------------------------------------------- */

@@ -28,8 +28,15 @@
  *    are counted in `overflow`, and exchanges are aborted with HTTP_ABORT_OVERFLOW.
  *  - A 101 response, or a 2xx to CONNECT, completes its exchange and ends HTTP parsing; later
  *    bytes are ignored and feeds return 0.
+ *  - Resync restarts only at the first piece of an SSL call: pieces with the same
+ *    (ts_start, ts_end) as the previous piece of their direction continue the same call.
  *  - http1__gap(p, dir, 0) puts a direction into resync without loss: the way to start a
  *    parser in the middle of a connection.
+ *  - Capture learns of a gap only when later bytes of that direction arrive, so requests
+ *    written after the loss may be queued before the gap is reported; the pairing rules
+ *    (h1_pair, h1_gap_response, h1_mark_lost) account for that.
+ *  - A response while the request body is unfinished ends the request early, reporting the
+ *    missing bytes with on_loss (0 when unknown).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -67,6 +74,8 @@ struct h1_dir {
 	uint32_t digits, line_len;
 	uint64_t trailer_len, trailer_line;
 	uint64_t ex_id; /* exchange of the message in progress; 0 = none (orphan, swallowed) */
+	uint64_t call_start, call_end; /* the SSL call of the last piece fed */
+	bool fed;
 };
 
 enum h1_kind { EX_LIVE, EX_DEAD, EX_MARKER };
@@ -79,6 +88,8 @@ struct h1_ex {
 	uint64_t tick;
 	bool is_head, is_connect;
 	bool req_ended, resp_started;
+	bool uncertain;     /* its response start may have been lost in a response gap */
+	uint64_t resp_tick; /* when its response head was parsed */
 	uint32_t min_lost, absorbed; /* markers */
 };
 
@@ -95,6 +106,7 @@ struct http1 {
 	uint64_t tick;          /* orders request queueing against response ends */
 	uint64_t resp_end_tick; /* tick at which the last response ended (or was lost) */
 	uint64_t last_ts;       /* latest ts_end fed: the time of events found by a gap */
+	uint32_t orphans;       /* responses with no request queued since the last request byte */
 	struct http_head head;  /* the head being reported */
 };
 
@@ -548,24 +560,37 @@ static int h1_request_head(struct http1 *p, int dir, const struct h1_framing *f,
 	return 0;
 }
 
-/* Picks the queue entry a new final response belongs to; NULL = swallow it. Sets *abandon when
- * pairing cannot be known. */
-static struct h1_ex *h1_pair(struct http1 *p, bool *abandon)
+/*
+ * Picks the queue entry a new final response belongs to; NULL = swallow it. Sets *abandon when
+ * pairing cannot be known. Capture reports a gap only when the next bytes of that direction
+ * arrive, so requests written after the loss may already be queued: for a client that does not
+ * pipeline, a request queued behind an uncertain one means the uncertain one's response was
+ * read in full, hence lost.
+ */
+static struct h1_ex *h1_pair(struct http1 *p, bool *abandon, uint64_t ts)
 {
 	struct h1_ex *ex;
 
-	while ((ex = h1_front(p)) && ex->kind == EX_MARKER) {
-		if (ex->absorbed < ex->min_lost || p->q_len == 1) {
-			ex->absorbed++;
-			return NULL;
-		}
-		if (h1_at(p, 1)->tick < p->resp_end_tick) {
-			*abandon = true; /* pipelined behind lost requests: how many is unknown */
-			return NULL;
+	while ((ex = h1_front(p))) {
+		if (ex->kind == EX_MARKER) {
+			if (ex->absorbed < ex->min_lost || p->q_len == 1) {
+				ex->absorbed++;
+				return NULL;
+			}
+			if (h1_at(p, 1)->tick < p->resp_end_tick) {
+				*abandon = true; /* pipelined behind lost requests: how many? */
+				return NULL;
+			}
+		} else if (!ex->uncertain || p->q_len == 1 || h1_at(p, 1)->kind == EX_MARKER) {
+			ex->uncertain = false;
+			return ex;
+		} else {
+			h1_abort(p, ex, HTTP_ABORT_GAP, ts);
 		}
 		h1_pop(p);
 	}
-	return ex;
+	p->orphans++;
+	return NULL;
 }
 
 static enum h1_body h1_response_body(const struct h1_ex *ex, const struct h1_framing *f,
@@ -576,6 +601,22 @@ static enum h1_body h1_response_body(const struct h1_ex *ex, const struct h1_fra
 	if (f->has_te)
 		return f->te_chunked ? B_CHUNKED : B_CLOSE;
 	return f->has_cl ? B_LEN : B_CLOSE;
+}
+
+/*
+ * A response while the request body is unfinished: a real early response (413, 401), or the
+ * request's tail was lost and capture has not reported the gap yet. Either way the request was
+ * not seen in full: the missing bytes are reported (0 when unknown), then the request ends.
+ */
+static void h1_early_response(struct http1 *p, struct h1_ex *ex, uint64_t ts)
+{
+	struct h1_dir *rq = &p->dir[h1_req_dir(p)];
+
+	if (ex->req_ended)
+		return;
+	if (rq->ex_id == ex->id && p->sink.on_loss)
+		p->sink.on_loss(ex->handle, false, rq->state == H1_BODY_LEN ? rq->remaining : 0);
+	h1_request_end(p, ex, ts);
 }
 
 /* 101, or 2xx to CONNECT: the connection stops being HTTP/1.x after this response. */
@@ -606,7 +647,7 @@ static int h1_response_head(struct http1 *p, int dir, const struct h1_framing *f
 		p->dir[dir].state = H1_IDLE; /* interim: the final response follows */
 		return 0;
 	}
-	ex = h1_pair(p, &abandon);
+	ex = h1_pair(p, &abandon, ts);
 	if (abandon) {
 		h1_stop(p, HTTP_ABORT_GAP, ts, 0);
 		return 0;
@@ -620,8 +661,9 @@ static int h1_response_head(struct http1 *p, int dir, const struct h1_framing *f
 	p->dir[dir].ex_id = ex ? ex->id : 0;
 	if (ex && ex->kind == EX_LIVE) {
 		ex->resp_started = true;
+		ex->resp_tick = ++p->tick;
 		if (ex->handle) {
-			h1_request_end(p, ex, ts); /* an early response cuts the request short */
+			h1_early_response(p, ex, ts);
 			if (p->sink.on_response)
 				p->sink.on_response(ex->handle, &p->head, ts);
 		}
@@ -735,13 +777,21 @@ static long h1_head_done(struct http1 *p, int dir, const uint8_t *head, size_t n
 }
 
 /* A head complete within the piece is parsed where it lies; only an incomplete one is copied. */
-static long h1_head(struct http1 *p, int dir, const uint8_t *data, size_t len, uint64_t ts)
+static long h1_head(struct http1 *p, int dir, const uint8_t *data, size_t len, bool piece_start,
+		    uint64_t ts_start, uint64_t ts)
 {
 	struct h1_dir *d = &p->dir[dir];
+	bool request = dir == h1_req_dir(p);
 	size_t old = d->buf_len, take, end;
 	struct h1_start s;
 	int err;
 
+	/* A resync guess still open from earlier pieces yields to a piece that starts with a
+	 * whole start line: pieces are SSL calls, and a new call is where messages begin. */
+	if (d->tentative && piece_start && old && h1_start_line(data, len, request, &s) == SL_YES) {
+		d->buf_len = old = 0;
+		d->head_ts = ts_start;
+	}
 	if (!old) {
 		end = h1_head_end(data, len < HTTP1_MAX_HEAD ? len : HTTP1_MAX_HEAD, 0);
 		if (end)
@@ -754,7 +804,7 @@ static long h1_head(struct http1 *p, int dir, const uint8_t *data, size_t len, u
 	end = h1_head_end(d->buf, d->buf_len, old > 3 ? old - 3 : 0);
 	if (end)
 		return h1_head_done(p, dir, d->buf, end, end - old, len, ts);
-	if (h1_start_line(d->buf, d->buf_len, dir == h1_req_dir(p), &s) == SL_NO)
+	if (h1_start_line(d->buf, d->buf_len, request, &s) == SL_NO)
 		return h1_not_http(d, len);
 	if (d->buf_len == HTTP1_MAX_HEAD)
 		return -EMSGSIZE;
@@ -903,7 +953,7 @@ static long h1_step(struct http1 *p, int dir, const uint8_t *data, size_t len, b
 	case H1_RESYNC:
 		return h1_resync(p, dir, data, len, piece_start, ts_start);
 	case H1_HEAD:
-		return h1_head(p, dir, data, len, ts_end);
+		return h1_head(p, dir, data, len, piece_start, ts_start, ts_end);
 	case H1_BODY_LEN:
 		return h1_body_len(p, dir, data, len, ts_end);
 	case H1_BODY_CLOSE:
@@ -921,19 +971,38 @@ static long h1_step(struct http1 *p, int dir, const uint8_t *data, size_t len, b
 	return -EPROTO;
 }
 
+/*
+ * Pieces of one SSL call share its timestamps; only the first piece of a call can start a
+ * message during resync (an SSL call is where a writer usually begins a message).
+ */
+static bool h1_new_call(struct h1_dir *d, uint64_t ts_start, uint64_t ts_end)
+{
+	bool fresh = !d->fed || d->call_start != ts_start || d->call_end != ts_end;
+
+	d->fed = true;
+	d->call_start = ts_start;
+	d->call_end = ts_end;
+	return fresh;
+}
+
 int http1__feed(struct http1 *p, int dir, const uint8_t *data, size_t len, uint64_t ts_start,
 		uint64_t ts_end)
 {
 	size_t off = 0;
+	bool call_start;
 
 	if (dir != 0 && dir != 1)
 		return -EINVAL;
-	if (p->stopped)
+	if (p->stopped || !len)
 		return p->err;
+	call_start = h1_new_call(&p->dir[dir], ts_start, ts_end);
 	if (ts_end > p->last_ts)
 		p->last_ts = ts_end;
+	if (dir == h1_req_dir(p) && len)
+		p->orphans = 0;
 	while (off < len && !p->stopped) {
-		long n = h1_step(p, dir, data + off, len - off, off == 0, ts_start, ts_end);
+		long n = h1_step(p, dir, data + off, len - off, call_start && off == 0, ts_start,
+				 ts_end);
 
 		if (n < 0) {
 			bool overflow = n == -EMSGSIZE || n == -ENOMEM;
@@ -987,6 +1056,8 @@ static bool h1_mark_lost(struct http1 *p, uint32_t min)
 	if (!m)
 		return false;
 	m->min_lost += min;
+	m->absorbed += p->orphans; /* responses to the lost requests may have come already */
+	p->orphans = 0;
 	return true;
 }
 
@@ -1009,27 +1080,40 @@ static bool h1_gap_request(struct http1 *p, struct h1_dir *d)
 	}
 }
 
-/* The response in progress, or the next one to start, lost its framing. Anything else still
- * outstanding may have lost its response start in the same gap: pairing is then unknown. */
+/*
+ * The response in progress, or the next one to start, lost its framing: that exchange ends.
+ * Requests queued behind it may have lost their response starts too (a client that does not
+ * pipeline writes them after reading the lost responses): they become uncertain, settled by
+ * h1_pair. One queued before the lost response began is pipelining, and so are several when
+ * that start is unknown: pairing cannot be known then.
+ */
 static bool h1_gap_response(struct http1 *p, struct h1_dir *d)
 {
 	struct h1_ex *ex = h1_front(p);
+	uint64_t started = 0;
+	unsigned others = 0;
 
 	if (d->state != H1_RESYNC && ex) {
 		if (ex->kind == EX_MARKER) {
 			if (d->state == H1_IDLE || d->state == H1_HEAD)
 				ex->absorbed++;
 		} else {
+			started = ex->resp_tick;
 			h1_abort(p, ex, HTTP_ABORT_GAP, p->last_ts);
 			h1_pop(p);
 		}
 	}
 	for (unsigned k = 0; k < p->q_len; k++) {
 		ex = h1_at(p, k);
-		if (ex->kind != EX_MARKER)
+		if (ex->kind == EX_MARKER) {
+			if (ex->absorbed < ex->min_lost)
+				ex->absorbed = ex->min_lost;
+			continue;
+		}
+		if (ex->tick < started || (!started && others))
 			return false;
-		if (ex->absorbed < ex->min_lost)
-			ex->absorbed = ex->min_lost;
+		ex->uncertain = true;
+		others++;
 	}
 	p->resp_end_tick = ++p->tick;
 	return true;

@@ -48,12 +48,14 @@ READY_TIMEOUT_S = 30
 LAT_TOL_MS = float(os.environ.get("TOKENTAP_E2E_LAT_TOL_MS", "5"))
 LAT_TOL_FRAC = 0.10
 # Span times are wall clock converted from the kernel's monotonic clock; the mock's are
-# time.time_ns(). They are compared with this slack.
-WALL_TOL_MS = 5
+# time.time_ns() read by Python threads that share one GIL, so they can lag by several ms. They
+# are compared with this slack (a wrong clock conversion is off by far more).
+WALL_TOL_MS = 10
 # A secret the clients send in Authorization / x-api-key: it must never show up in any output.
 API_KEY = "sk-test-e2e-" + uuid.uuid4().hex
 os.environ["MOCK_API_KEY"] = API_KEY
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(E2E / "clients"))
 import urllib_client as pyclient  # noqa: E402  (the request builder and response reader)
 
@@ -67,10 +69,23 @@ RESOURCE_KEYS = {"service.name", "process.pid", "process.executable.name",
 _procs = []
 
 
+def die_with_parent():
+    """Runs in each child before exec: if this runner is killed outright, so is the child (an
+    orphaned tokentap would keep its probes attached)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def spawn(args, **kw):
-    proc = subprocess.Popen([str(a) for a in args], **kw)
+    proc = subprocess.Popen([str(a) for a in args], preexec_fn=die_with_parent, **kw)
     _procs.append(proc)
     return proc
+
+
+def kill_all_but_mock(mock):
+    for proc in reversed(_procs):
+        if proc is not mock.proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def kill_all():
@@ -190,8 +205,15 @@ class Mock:
         with open(self.log) as f:
             return [json.loads(line) for line in f if line.strip()]
 
-    def by_tag(self):
-        return {e["tag"]: e for e in self.entries() if e.get("tag")}
+    def by_tag(self, want=()):
+        """The log lines by tag, waiting a little for those of want: the mock writes a line just
+        after the last byte of its answer, so a fast client can be done before that."""
+        deadline = time.monotonic() + 5
+        while True:
+            got = {e["tag"]: e for e in self.entries() if e.get("tag")}
+            if all(t in got for t in want) or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
 
 
 # ---- clients -------------------------------------------------------------------------------
@@ -246,21 +268,25 @@ def run_node(sdk, calls, node="node", **spec):
 
 
 def run_curl(call, work):
-    """One call made by curl; curl's own timings give the latency from the request on."""
+    """One call made by curl; curl's own timings give the latency from the request on.
+
+    The clock starts when the TLS handshake is done (time_appconnect): curl writes the request
+    right after. time_pretransfer was seen to be taken a few ms after the request was written.
+    """
     method, path, data, headers = pyclient.build_request(call)
     body = work / f"{call['tag']}.req.json"
     resp = work / f"{call['tag']}.resp"
     body.write_bytes(data)
     args = ["curl", "-sS", "--cacert", Workspace.mock.ca, Workspace.mock.base + path,
             "--data-binary", f"@{body}", "-o", resp,
-            "-w", "%{http_code} %{time_pretransfer} %{time_starttransfer} %{time_total}"]
+            "-w", "%{http_code} %{time_appconnect} %{time_starttransfer} %{time_total}"]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
     proc = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"curl exited with {proc.returncode}: {err}")
-    code, pre, start, total = out.split()
+    code, tls_done, start, total = out.split()
     raw = resp.read_bytes()
     obs = pyclient.Observed(call["provider"])
     if call.get("stream") and code == "200":
@@ -279,9 +305,9 @@ def run_curl(call, work):
            "input_tokens": obs.input_tokens, "output_tokens": obs.output_tokens,
            "cache_read": obs.cache_read, "cache_creation": obs.cache_creation,
            "content_len": obs.content_len,
-           "latency_ms": (float(total) - float(pre)) * 1000}
+           "latency_ms": (float(total) - float(tls_done)) * 1000}
     if call.get("stream"):
-        got["ttft_ms"] = (float(start) - float(pre)) * 1000
+        got["ttft_ms"] = (float(start) - float(tls_done)) * 1000
     return record([got])
 
 
@@ -332,7 +358,8 @@ def check_client_vs_log(tc, c, log):
             tc.assertEqual(c["input_tokens"], log["input_words"], ctx)
             tc.assertEqual(c["cache_creation"], log["cache_creation_tokens"], ctx)
     served_ms = (log["t_response_done"] - log["t_request_received"]) / 1e6
-    tc.assertGreaterEqual(c["latency_ms"] + 1, served_ms, f"{ctx} client latency < served time")
+    tc.assertGreaterEqual(c["latency_ms"] + WALL_TOL_MS, served_ms,
+                          f"{ctx} client latency < served time")
     if c["stream"] and log["status"] == 200:
         tc.assertLess(c["ttft_ms"], c["latency_ms"], ctx)
 
@@ -360,8 +387,8 @@ def check_timing(tc, span, c, log, ctx):
     tc.assertLessEqual(lat, want + tol,
                        f"{ctx} span latency {lat:.2f} ms > client's {want:.2f} ms + {tol:.1f}")
     if not c.get("loose_latency"):
-        tc.assertGreaterEqual(lat, want - tol,
-                              f"{ctx} span latency {lat:.2f} ms < client's {want:.2f} ms - {tol:.1f}")
+        tc.assertGreaterEqual(lat, want - tol, f"{ctx} span latency {lat:.2f} ms < client's "
+                              f"{want:.2f} ms - {tol:.1f}")
     # The mock got the request and finished the response inside the span.
     slack = WALL_TOL_MS * 1e6
     tc.assertLessEqual(start, log["t_request_received"] + slack, f"{ctx} span starts after the "
@@ -369,7 +396,9 @@ def check_timing(tc, span, c, log, ctx):
     tc.assertGreaterEqual(end, log["t_response_done"] - slack, f"{ctx} span ends before the mock "
                           "finished the response")
     ttft = a.get("gen_ai.response.time_to_first_chunk")
-    if not (c["stream"] and log["status"] == 200):
+    if log["status"] != 200:
+        return  # an error answer to a stream request is not a stream
+    if not c["stream"]:
         tc.assertIsNone(ttft, f"{ctx} time_to_first_chunk on a non-stream")
         return
     tc.assertIsInstance(ttft, (int, float), f"{ctx} time_to_first_chunk missing")
@@ -411,13 +440,14 @@ def check_span(tc, span, c, log, port):
     eq("server.address", "127.0.0.1")
     eq("server.port", port)
     eq("http.request.method", "POST")
-    eq("url.path", log["path"])
+    eq("url.path", log["path"].split("?")[0])
     eq("http.response.status_code", log["status"])
     eq("thread.id", c["tid"])
     tc.assertIs(a.get("gen_ai.request.stream", False), log["stream"], f"{ctx} request.stream")
-    if log["max_tokens"] is not None:
-        eq("gen_ai.request.max_tokens", log["max_tokens"])
-    if c.get("temperature") is not None:
+    eq("gen_ai.request.max_tokens", log["max_tokens"])  # None: not sent, so not there
+    if c.get("temperature") is None:
+        tc.assertNotIn("gen_ai.request.temperature", a, ctx)
+    else:
         tc.assertIsInstance(a.get("gen_ai.request.temperature"), (int, float), ctx)
         tc.assertAlmostEqual(a["gen_ai.request.temperature"], c["temperature"], 6, ctx)
     tc.assertFalse(a.get("tokentap.capture.partial", False), f"{ctx} capture partial")
@@ -505,9 +535,10 @@ class TracedCase(unittest.TestCase):
         cls.mock = ws.mock
         cls.work = ws.dir / cls.__name__
         cls.work.mkdir()
-        cls.tt = Tokentap(cls.work, cls.tokentap_args_for())
+        cls.tt = None
         try:
             cls.before_tokentap()
+            cls.tt = Tokentap(cls.work, cls.tokentap_args_for())
             cls.tt.start()
             cls.results = {}
             for name in sorted(n for n in dir(cls) if n.startswith("workload_")):
@@ -516,8 +547,12 @@ class TracedCase(unittest.TestCase):
                 except Exception as e:  # the test of that workload reports it
                     cls.results[name[len("workload_"):]] = e
             time.sleep(1.0)
+        except BaseException:
+            kill_all_but_mock(cls.mock)
+            raise
         finally:
-            cls.tt.stop()
+            if cls.tt is not None:
+                cls.tt.stop()
         cls.log = cls.mock.by_tag()
 
     @classmethod
@@ -568,7 +603,10 @@ class TracedCase(unittest.TestCase):
 
 # ---- the traced suite ----------------------------------------------------------------------
 
-NODE_DELAY = 60  # ms: Node's own work around the TLS calls is a few ms; keep it under 10%
+# ms: the mock's wait before answering Node. Node's own work between handing the request to fetch
+# and its SSL_write, and between its last SSL_read and the end of the body stream, adds 1-4 ms to
+# what the client measures (seen with uprobes); at this latency 10% covers it with room to spare.
+NODE_DELAY = 100
 
 
 class TestTraced(TracedCase):
@@ -864,9 +902,10 @@ class TestOtlp(TracedCase):
         self.check_workload("mixed")
 
     def test_otlp_spans_equal_json_spans(self):
-        calls, json_spans = self.check_workload("mixed")
+        # Independent of whether the JSON spans are right (the test above): are they the same?
+        calls = self.calls("mixed")
+        self.assertTrue(self.spans_of({c["pid"] for c in calls}), "no JSON spans of the clients")
         everything = self.tt.spans
-        self.assertEqual(len(json_spans), len(calls))
         otlp = self.otlp_spans(len(everything))
         by_id = {s.get("span_id"): s for s in otlp}
         self.assertEqual(len(by_id), len(otlp), "span ids repeat in OTLP")
@@ -892,7 +931,7 @@ class TestHarness(unittest.TestCase):
         cls.work.mkdir(exist_ok=True)
 
     def check(self, calls):
-        log = self.mock.by_tag()
+        log = self.mock.by_tag([c["tag"] for c in calls if c.get("tag")])
         for c in calls:
             if not c["raw"]:
                 self.assertIn(c["tag"], log)

@@ -20,7 +20,7 @@
 
 #define MAX_STR 12
 
-static const char *const KEYS[MAX_STR] = { "k0", "k1", "k2", "k3", "k4", "k5",
+static const char *const KEYS[MAX_STR] = { "k0", "k1", "k2", "k3", "k4",  "k5",
 					   "k6", "k7", "k8", "k9", "k10", "k11" };
 
 static char *repaired(const char *s)

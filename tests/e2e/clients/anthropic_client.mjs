@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // A real client of the mock provider: the official `@anthropic-ai/sdk`, unmodified.
 import Anthropic from '@anthropic-ai/sdk';
-import { API_KEY, nowMs, parseCli, report, runAll, sdkError } from './common.mjs';
+import {
+	API_KEY, nowMs, parseCli, report, runAll, sdkError, takeTimings, timedFetch,
+} from './common.mjs';
 
 const { base, spec } = parseCli();
+const timings = new Map();
 const client = new Anthropic({
 	baseURL: base,
 	apiKey: API_KEY,
 	maxRetries: spec.max_retries ?? 2,
 	timeout: 60000,
+	fetch: timedFetch(timings),
 });
 
 function params(call) {
@@ -76,6 +80,7 @@ async function one(call, looseLatency) {
 		Object.assign(out, sdkError(err));
 	}
 	out.latency_ms = nowMs() - t0;
+	takeTimings(out, timings.get(headers['x-test-tag']), call.stream);
 	report('node-anthropic', call, { ...out, max_tokens: call.max_tokens ?? 1024 });
 }
 

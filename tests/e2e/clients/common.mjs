@@ -33,6 +33,46 @@ async function warmup(client) {
 	}
 }
 
+// The SDKs' documented `fetch` option, wrapped around the global fetch: it notes, per call (by its
+// x-test-tag), when the request was handed to fetch, when the first body bytes and when the last
+// came back. That is the client's own measure from just before the request to after the last
+// byte, without the SDK's JSON parsing or the app's handling of the first event.
+export function timedFetch(timings) {
+	return async (url, init) => {
+		const rec = { start: nowMs() };
+		timings.set(new Headers(init?.headers).get('x-test-tag'), rec);
+		const res = await fetch(url, init);
+		rec.head = nowMs();
+		if (!res.body) {
+			rec.end = rec.head;
+			return res;
+		}
+		const body = res.body.pipeThrough(new TransformStream({
+			transform(chunk, ctl) {
+				if (rec.first === undefined)
+					rec.first = nowMs();
+				ctl.enqueue(chunk);
+			},
+			flush() {
+				rec.end = nowMs();
+			},
+		}));
+		const { status, statusText, headers } = res;
+		return new Response(body, { status, statusText, headers });
+	};
+}
+
+// Fills latency_ms and ttft_ms from the fetch-level timings (app_* are around the SDK call).
+export function takeTimings(out, rec, stream) {
+	out.app_latency_ms = out.latency_ms;
+	out.app_ttft_ms = out.ttft_ms;
+	if (!rec || rec.end === undefined)
+		throw new Error('no fetch timings for the call');
+	out.latency_ms = rec.end - rec.start;
+	if (stream && out.status === 200)
+		out.ttft_ms = (rec.first ?? rec.end) - rec.start;
+}
+
 export function report(client, call, out) {
 	const line = {
 		client,

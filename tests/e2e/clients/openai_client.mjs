@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // A real client of the mock provider: the official `openai` SDK, unmodified (TLS inside `node`).
 import OpenAI from 'openai';
-import { API_KEY, nowMs, parseCli, report, runAll, sdkError } from './common.mjs';
+import {
+	API_KEY, nowMs, parseCli, report, runAll, sdkError, takeTimings, timedFetch,
+} from './common.mjs';
 
 const { base, spec } = parseCli();
+const timings = new Map();
 const client = new OpenAI({
 	baseURL: base + '/v1',
 	apiKey: API_KEY,
 	maxRetries: spec.max_retries ?? 2,
 	timeout: 60000,
+	fetch: timedFetch(timings),
 });
 
 function params(call) {
-	const p = { model: call.model, messages: [{ role: 'user', content: call.text ?? 'Say hello to the test suite' }] };
+	const text = call.text ?? 'Say hello to the test suite';
+	const p = { model: call.model, messages: [{ role: 'user', content: text }] };
 	if (call.max_tokens !== undefined)
 		p.max_tokens = call.max_tokens;
 	if (call.temperature !== undefined)
@@ -71,6 +76,7 @@ async function one(call, looseLatency) {
 		Object.assign(out, sdkError(err));
 	}
 	out.latency_ms = nowMs() - t0;
+	takeTimings(out, timings.get(headers['x-test-tag']), call.stream);
 	report('node-openai', call, out);
 }
 

@@ -204,7 +204,8 @@ def call_http_client(args, conn, call):
 
 
 def report(call, out, via):
-    line = {"client": "python-" + ("urllib" if via == "threads" else via), "pid": os.getpid(), "tid": threading.get_native_id(),
+    line = {"client": "python-" + ("urllib" if via == "threads" else via),
+            "pid": os.getpid(), "tid": threading.get_native_id(),
             "exe": os.readlink("/proc/self/exe"), "tag": call.get("tag"),
             "raw": bool(call.get("raw")), "provider": call.get("provider"),
             "request_model": call.get("model"), "stream": bool(call.get("stream")),
