@@ -13,6 +13,7 @@
 #include "../proto/http1.h"
 
 #define NS_PER_SEC 1000000000ull
+#define CONN_DETECT_WRITES 4 /* writes without an HTTP/1.x start before giving up */
 
 enum conn_proto {
 	CONN_PROTO_UNKNOWN = 0, /* no byte that starts a message seen yet */
@@ -25,7 +26,7 @@ struct conn {
 	struct conn *hnext;             /* hash chain */
 	struct conn *lru_prev, *lru_next; /* most recently active first */
 	uint64_t next_seq[2];           /* expected stream position per direction */
-	bool seen[2];                   /* a chunk of that direction arrived */
+	uint32_t unknown_writes;        /* writes seen before the protocol was recognised */
 	uint64_t last_active_ns;
 	enum conn_proto proto;
 	struct llm_conn_info info;
@@ -190,11 +191,28 @@ static struct conn *conn__get(struct conn_table *t, const struct cap_conn_key *k
 	return c ? c : conn__create(t, k, ts_ns);
 }
 
+static bool starts_response(const struct cap_chunk *ch)
+{
+	return ch->len >= 5 && !memcmp(ch->data, "HTTP/", 5);
+}
+
 /* Picks the parser from the first bytes of a direction that start a message. Until a chunk
- * starts with something recognisable (capture may begin mid-connection), bytes are skipped. */
+ * starts with something recognisable (capture may begin mid-connection), bytes are skipped.
+ * The role comes from which side writes requests: tokentap reports the calls of clients, so
+ * the server side of a TLS connection (a local LLM gateway, the test mock) is set aside. */
 static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_chunk *ch)
 {
+	bool response = starts_response(ch);
+
 	if (http1__looks_like_http(ch->data, ch->len)) {
+		if (response == (ch->dir == CAP_DIR_WRITE)) {
+			c->proto = CONN_PROTO_OTHER;
+			t->st.server_side++;
+			return;
+		}
+		/* A response before any request: wait for the client's next request. */
+		if (response)
+			return;
 		c->llm = llm_conn__new(&c->info, t->cb, t->cb_ctx);
 		c->http = c->llm ? http1__new(HTTP1_ROLE_CLIENT, llm_conn__sink(c->llm)) : NULL;
 		if (c->http) {
@@ -206,24 +224,32 @@ static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_
 		c->llm = NULL;
 		return;
 	}
-	/* The very first bytes a client wrote are not HTTP/1.x (HTTP/2 preface, another
-	 * protocol): nothing later on this connection will be, so stop looking at it. */
-	if (ch->dir == CAP_DIR_WRITE && ch->seq == 0) {
+	/* Writes that never start an HTTP/1.x message (HTTP/2, another protocol): nothing later
+	 * on this connection will be HTTP/1.x either, so stop looking at it. A few are allowed,
+	 * since capture may begin in the middle of a request body. */
+	if (ch->dir == CAP_DIR_WRITE &&
+	    (++c->unknown_writes >= CONN_DETECT_WRITES ||
+	     (ch->len >= 14 && !memcmp(ch->data, "PRI * HTTP/2.0", 14)))) {
 		c->proto = CONN_PROTO_OTHER;
 		t->st.not_http++;
 	}
 }
 
-/* Trims bytes already delivered and turns a jump forward into an explicit gap. Returns the
- * number of leading bytes of the chunk to skip, or -1 when the whole chunk is old. */
+/* Trims bytes already delivered and turns a jump forward into an explicit gap. The kernel
+ * numbers each direction from 0 at the first call it sees, so every direction is expected to
+ * start at 0. Returns the number of leading bytes to skip, or -1 when the whole chunk is old. */
 static long conn__sequence(struct conn_table *t, struct conn *c, const struct cap_chunk *ch)
 {
 	int d = ch->dir;
 	uint64_t end = ch->seq + ch->len;
 
-	if (!c->seen[d]) {
-		c->seen[d] = true;
-		c->next_seq[d] = ch->seq;
+	if (ch->seq == 0 && c->next_seq[d] > 0) {
+		/* Numbering restarted: the kernel's per-connection state was evicted and made
+		 * anew. What came between is unknown, so the parser must resynchronise. */
+		t->st.restarts++;
+		if (c->http)
+			http1__gap(c->http, d, 1);
+		c->next_seq[d] = 0;
 	}
 	if (end <= c->next_seq[d] && ch->len) {
 		t->st.overlap_bytes += ch->len;
@@ -288,7 +314,7 @@ void conn_table__on_chunk(struct conn_table *t, const struct cap_chunk *ch)
 /* Bytes counted by the kernel but never delivered at the end of a stream are a gap too. */
 static void conn__account_tail(struct conn_table *t, struct conn *c, int dir, uint64_t final_seq)
 {
-	if (!c->seen[dir] || final_seq <= c->next_seq[dir])
+	if (final_seq <= c->next_seq[dir])
 		return;
 	t->st.gaps++;
 	t->st.gap_bytes += final_seq - c->next_seq[dir];

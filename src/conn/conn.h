@@ -26,9 +26,11 @@ struct conn_stats {
 	uint64_t evicted_idle;
 	uint64_t evicted_cap;
 	uint64_t not_http;          /* connections whose traffic is not HTTP/1.x */
+	uint64_t server_side;       /* connections where the traced process is the HTTP server */
 	uint64_t gaps;              /* holes in a stream: captured bytes that never arrived */
 	uint64_t gap_bytes;
 	uint64_t overlap_bytes;     /* bytes delivered twice, dropped */
+	uint64_t restarts;          /* the kernel renumbered a stream (its state was evicted) */
 	uint64_t skipped_bytes;     /* bytes seen before a connection's protocol was known */
 	uint64_t parse_errors;      /* connections whose HTTP parse failed */
 };

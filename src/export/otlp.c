@@ -42,6 +42,7 @@ enum post_result { POST_OK, POST_RETRY, POST_FAIL };
 struct otlp_exporter {
 	struct exporter base;
 	char *url;
+	char *where; /* scheme://host[:port] for messages: no userinfo, path or query */
 	struct curl_slist *headers;
 	int batch_max, batch_delay_ms, queue_max, timeout_ms;
 
@@ -306,7 +307,7 @@ static void otlp__log_drop(struct otlp_exporter *oe, size_t n, long status)
 	else
 		fprintf(stderr,
 			"tokentap: otlp: export failed (cannot reach %s), dropped %llu spans\n",
-			oe->url, (unsigned long long)oe->unlogged_drops);
+			oe->where, (unsigned long long)oe->unlogged_drops);
 	oe->unlogged_drops = 0;
 	oe->last_log_ms = now;
 }
@@ -351,16 +352,18 @@ static void otlp__send(struct otlp_exporter *oe, const uint8_t *buf, size_t len,
 {
 	uint64_t started = now_ms(), limit, now, rejected;
 	enum post_result r;
-	long status, wait, timeout;
+	long status = 0, wait, timeout;
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
 		now = now_ms();
 		limit = otlp__give_up_at(oe, started);
+		if (now >= limit) /* a flush at shutdown ran out of time */
+			break;
 		timeout = oe->timeout_ms;
-		if (limit > now && (long)(limit - now) < timeout)
+		if ((long)(limit - now) < timeout)
 			timeout = (long)(limit - now);
-		r = otlp__post(oe, buf, len, timeout > 0 ? timeout : 1, &status);
+		r = otlp__post(oe, buf, len, timeout, &status);
 		if (r == POST_OK) {
 			rejected = otlp__rejected(oe);
 			if (rejected > n)
@@ -474,6 +477,7 @@ static void otlp__free(struct otlp_exporter *oe)
 	curl_slist_free_all(oe->headers);
 	free(oe->resp);
 	free(oe->url);
+	free(oe->where);
 	pthread_cond_destroy(&oe->wake);
 	pthread_cond_destroy(&oe->idle);
 	pthread_mutex_destroy(&oe->mu);
@@ -624,6 +628,21 @@ static char *otlp__url(const char *endpoint)
 	return url;
 }
 
+/* The endpoint's scheme and host only: credentials may sit in userinfo or the query. */
+static char *otlp__where(const char *endpoint)
+{
+	size_t scheme = (size_t)(strstr(endpoint, "://") + 3 - endpoint);
+	const char *host = endpoint + scheme, *end = host + strcspn(host, "/?#");
+	const char *at = memchr(host, '@', (size_t)(end - host));
+	char *w;
+
+	if (at)
+		host = at + 1;
+	if (asprintf(&w, "%.*s%.*s", (int)scheme, endpoint, (int)(end - host), host) < 0)
+		return NULL;
+	return w;
+}
+
 static bool otlp__endpoint_ok(const char *ep)
 {
 	size_t skip;
@@ -733,7 +752,8 @@ struct exporter *otlp_exporter__new(const struct otlp_opts *opts)
 			"(OTEL_EXPORTER_OTLP_HEADERS format: k1=v1,k2=v2)\n",
 			bad);
 	oe->url = otlp__url(opts->endpoint);
-	if (!err && !oe->url)
+	oe->where = otlp__where(opts->endpoint);
+	if (!err && (!oe->url || !oe->where))
 		err = -ENOMEM;
 	if (!err)
 		err = otlp__setup_curl(oe);

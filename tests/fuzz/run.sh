@@ -42,8 +42,16 @@ for src in "${targets[@]}"; do
 	name=${name#fuzz_}
 	bin=$out/fuzz_$name
 	log=$out/fuzz_$name.log
-	# shellcheck disable=SC2046 # word splitting of the lists is intended
-	if ! $CC $CFLAGS "$src" $(directive "$src" FUZZ_SOURCES) -o "$bin" \
+	: >"$log"
+	srcs=$(directive "$src" FUZZ_SOURCES)
+	# Generated sources (build/gen/*.pb-c.c) come from the Makefile's rules.
+	for s in $srcs; do
+		if [[ $s == build/* && ! -f $s ]]; then
+			make -s "$s" >>"$log" 2>&1 || true
+		fi
+	done
+	# shellcheck disable=SC2086 # word splitting of the lists is intended
+	if ! $CC $CFLAGS "$src" $srcs -o "$bin" \
 		$(directive "$src" FUZZ_LIBS) >"$log" 2>&1; then
 		tail -n 20 "$log"
 		echo "fuzz $name: FAILED (build, see $log)"

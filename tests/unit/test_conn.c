@@ -302,12 +302,21 @@ TEST(garbage_and_non_llm_traffic_make_no_call)
 
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (char)(i * 7 + 3);
-	feed(&f, 0, junk, sizeof(junk), true);
-	feed(&f, 1, junk, sizeof(junk), true);
+	for (int i = 0; i < 4; i++) {
+		feed(&f, 0, junk, sizeof(junk), true);
+		feed(&f, 1, junk, sizeof(junk), true);
+	}
 	feed(&f, 0, req, strlen(req), true); /* too late: the connection is not HTTP */
 	CHECK_EQ_INT(n_calls, 0);
 	conn_table__stats(f.t, &st);
 	CHECK_EQ_INT(st.not_http, 1);
+
+	/* HTTP/2 is recognised at once (it is parsed in a later stage of the project). */
+	f.conn_id = 11;
+	f.seq[0] = f.seq[1] = 0;
+	feed(&f, 0, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, true);
+	conn_table__stats(f.t, &st);
+	CHECK_EQ_INT(st.not_http, 2);
 
 	f.conn_id = 9;
 	f.seq[0] = f.seq[1] = 0;
@@ -315,6 +324,21 @@ TEST(garbage_and_non_llm_traffic_make_no_call)
 	feed(&f, 1, ok, strlen(ok), true);
 	close_conn(&f);
 	CHECK_EQ_INT(n_calls, 0);
+	conn_table__free(f.t);
+}
+
+/* The server end of a TLS connection (a local gateway) reads requests: not a client call. */
+TEST(server_side_is_set_aside)
+{
+	struct feeder f = { .t = new_table(), .pid = 8, .conn_id = 12, .now = 1 };
+	struct conn_stats st;
+
+	feed(&f, 1, req, strlen(req), true);
+	feed(&f, 0, resp, strlen(resp), true);
+	conn_table__stats(f.t, &st);
+	CHECK_EQ_INT(n_calls, 0);
+	CHECK_EQ_INT(st.server_side, 1);
+	CHECK_EQ_INT(st.parse_errors, 0);
 	conn_table__free(f.t);
 }
 
@@ -371,6 +395,7 @@ int main(void)
 	RUN(request_without_response_reported_on_exit);
 	RUN(request_timeout);
 	RUN(garbage_and_non_llm_traffic_make_no_call);
+	RUN(server_side_is_set_aside);
 	RUN(capture_starting_mid_connection);
 	RUN(many_connections_bounded);
 	TT_DONE();

@@ -575,7 +575,7 @@ static void run_refused(void *arg)
 	uint64_t t0;
 
 	close(fd); /* nothing listens there now: connection refused */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "http://user:tok3n@127.0.0.1:%d/base", port);
 	o.endpoint = url;
 	e = otlp_exporter__new(&o);
 	export_spans(e, 0, 1);
@@ -594,7 +594,8 @@ TEST(connection_refused_retries_then_drops)
 	CHECK(st.errors >= 2);
 	CHECK_EQ_INT(st.dropped, 1);
 	CHECK_EQ_INT(st.exported, 0);
-	CHECK(strstr(log, "cannot reach") != NULL);
+	CHECK(strstr(log, "cannot reach http://127.0.0.1:") != NULL);
+	CHECK(strstr(log, "tok3n") == NULL && strstr(log, "/base") == NULL);
 	free(log);
 }
 
