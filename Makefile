@@ -12,8 +12,8 @@ BUILD ?= build
 SAN ?=
 
 PKGS := libbpf libelf zlib libprotobuf-c libcurl json-c
-CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+OPT ?= -O2 -g
+override CFLAGS += $(OPT) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	  -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD) -I$(BUILD)/gen $(SAN)
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lprotobuf-c -lcurl -ljson-c) \
 	  -lssl -lcrypto -lpthread
@@ -105,7 +105,7 @@ test-e2e: all
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan:
 	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-		CFLAGS="-O1 -g" build/asan/tokentap test-unit-asan
+		OPT="-O1 -g" build/asan/tokentap test-unit-asan
 
 test-unit-asan: $(UNIT_BINS)
 	@ASAN_OPTIONS=detect_leaks=1 tests/run-unit.sh $(UNIT_BINS)

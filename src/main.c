@@ -332,14 +332,17 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 	fprintf(stderr,
 		"tokentap: stats: events=%llu bytes=%llu lost_records=%llu lost_bytes=%llu "
 		"malformed=%llu attached_files=%u attach_failures=%u sock_rung=%s "
-		"conns_open=%llu gaps=%llu gap_bytes=%llu parse_errors=%llu not_http=%llu "
+		"conns_open=%llu conns=%llu gaps=%llu gap_bytes=%llu overlap_bytes=%llu "
+		"skipped_bytes=%llu parse_errors=%llu not_http=%llu server_side=%llu "
 		"llm_calls=%llu json_errors=%llu spans=%llu",
 		(unsigned long long)cs.events, (unsigned long long)cs.bytes,
 		(unsigned long long)cs.lost_records, (unsigned long long)cs.lost_bytes,
 		(unsigned long long)cs.malformed_records, cs.attached_files, cs.attach_failures,
 		cs.sock_rung ? cs.sock_rung : "-", (unsigned long long)ns.open,
-		(unsigned long long)ns.gaps, (unsigned long long)ns.gap_bytes,
-		(unsigned long long)ns.parse_errors, (unsigned long long)ns.not_http,
+		(unsigned long long)ns.created, (unsigned long long)ns.gaps,
+		(unsigned long long)ns.gap_bytes, (unsigned long long)ns.overlap_bytes,
+		(unsigned long long)ns.skipped_bytes, (unsigned long long)ns.parse_errors,
+		(unsigned long long)ns.not_http, (unsigned long long)ns.server_side,
 		(unsigned long long)ls->calls, (unsigned long long)ls->json_errors,
 		(unsigned long long)p->spans_built);
 	for (int i = 0; i < p->n_exporters; i++) {

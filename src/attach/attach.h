@@ -8,6 +8,7 @@
 #define TOKENTAP_ATTACH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct bpf_program;
@@ -54,6 +55,9 @@ void attach__run_pending(struct attach *a);
 void attach__stats(const struct attach *a, struct attach_stats *st);
 /* The i-th attached file (path used to attach) and how it was found, or NULL past the end. */
 const char *attach__file_path(const struct attach *a, uint32_t i, const char **method);
+/* Destroys n links (NULL entries allowed) concurrently: each waits for an RCU grace period. */
+struct bpf_link;
+void attach__destroy_links(struct bpf_link **links, size_t n);
 /* Detaches every probe and frees a. */
 void attach__free(struct attach *a);
 

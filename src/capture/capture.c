@@ -144,8 +144,8 @@ static int capture__link(struct capture *c, struct bpf_program *prog)
 
 static void capture__unload(struct capture *c)
 {
-	while (c->nlinks > 0)
-		bpf_link__destroy(c->links[--c->nlinks]);
+	attach__destroy_links(c->links, (size_t)c->nlinks);
+	c->nlinks = 0;
 	tokentap_bpf__destroy(c->skel);
 	c->skel = NULL;
 }

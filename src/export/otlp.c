@@ -577,11 +577,14 @@ static int otlp__add_header(struct curl_slist **list, const char *s, const char 
 	if (!line)
 		return -ENOMEM;
 	memcpy(line, k, (size_t)(ke - k));
-	/* "Key;" is how libcurl sends a header with an empty value. */
-	strcpy(line + (ke - k), v == ve ? ";" : ": ");
-	if (url_decode(v, (size_t)(ve - v), line + (ke - k) + 2) < 0) {
-		free(line);
-		return -EINVAL;
+	if (v == ve) {
+		strcpy(line + (ke - k), ";"); /* how libcurl sends a header with an empty value */
+	} else {
+		memcpy(line + (ke - k), ": ", 2);
+		if (url_decode(v, (size_t)(ve - v), line + (ke - k) + 2) < 0) {
+			free(line);
+			return -EINVAL;
+		}
 	}
 	l = curl_slist_append(*list, line);
 	free(line);

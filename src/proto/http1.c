@@ -13,12 +13,12 @@
  *    swallows exactly one response, silently;
  *  - marker: requests lost in a request-direction gap (at least `min_lost`, exact number
  *    unknown); it swallows responses until the next request can be paired safely.
- * Pairing after a marker relies on one observation: a client that does not pipeline writes a
- * request only after the previous response has ended. A request queued behind a marker while a
- * swallowed response was still arriving is evidence of pipelining with an unknown number of
- * lost requests; the parse of the connection is then abandoned (everything open is aborted with
- * HTTP_ABORT_GAP) rather than guessed. The same holds for a response-direction gap while more
- * than one response is outstanding.
+ * Pairing after loss relies on one observation: a client that does not pipeline writes a
+ * request only after the previous response has ended. Once a connection has shown pipelining
+ * (a request sent while an earlier one had no response yet), loss that framing cannot survive
+ * abandons the parse of the connection (everything open is aborted with HTTP_ABORT_GAP) rather
+ * than guess how many messages the lost bytes held; the same happens when the order of events
+ * contradicts the no-pipelining assumption (h1_pair, h1_gap_response).
  *
  * Choices worth knowing:
  *  - obs-fold (a header line starting with SP/HT) is rejected as a parse error (RFC 9112 5.2
@@ -99,6 +99,7 @@ struct http1 {
 	struct http1_stats stats;
 	int err;      /* what feeds return once stopped */
 	bool stopped; /* nothing more is parsed: error, overflow, upgrade, close, ambiguous loss */
+	bool pipelined; /* a request was sent while an earlier one had no response yet */
 	struct h1_dir dir[2];
 	struct h1_ex q[HTTP1_MAX_PIPELINE];
 	unsigned q_head, q_len;
@@ -536,6 +537,25 @@ static void h1_begin_body(struct http1 *p, int dir, enum h1_body kind, uint64_t 
 		d->state = H1_BODY_CLOSE;
 }
 
+/*
+ * Notes pipelining (a request sent while an earlier one awaits its response). True when it
+ * meets unresolved loss: the pairing rules for loss assume no pipelining.
+ */
+static bool h1_pipelining(struct http1 *p)
+{
+	bool unresolved = false;
+
+	for (unsigned k = 0; k < p->q_len; k++) {
+		struct h1_ex *ex = h1_at(p, k);
+
+		if (ex->kind == EX_MARKER || ex->uncertain)
+			unresolved = true;
+		else if (!ex->resp_started)
+			p->pipelined = true;
+	}
+	return p->pipelined && unresolved;
+}
+
 static int h1_request_head(struct http1 *p, int dir, const struct h1_framing *f, uint64_t ts)
 {
 	struct h1_dir *d = &p->dir[dir];
@@ -543,6 +563,10 @@ static int h1_request_head(struct http1 *p, int dir, const struct h1_framing *f,
 
 	if (f->has_te && !f->te_chunked)
 		return -EPROTO; /* a request's length cannot be known (RFC 9112 6.3) */
+	if (h1_pipelining(p)) {
+		h1_stop(p, HTTP_ABORT_GAP, ts, 0);
+		return 0;
+	}
 	ex = h1_push(p, EX_LIVE);
 	if (!ex)
 		return -EMSGSIZE;
@@ -562,13 +586,14 @@ static int h1_request_head(struct http1 *p, int dir, const struct h1_framing *f,
 
 /*
  * Picks the queue entry a new final response belongs to; NULL = swallow it. Sets *abandon when
- * pairing cannot be known. Capture reports a gap only when the next bytes of that direction
- * arrive, so requests written after the loss may already be queued: for a client that does not
- * pipeline, a request queued behind an uncertain one means the uncertain one's response was
- * read in full, hence lost.
+ * pairing cannot be known. An uncertain exchange never gets a response: the one found may be
+ * its own, or that of a later request whose loss capture has not reported yet (it reports a
+ * gap only when more bytes of that direction arrive). Both end it; the response is swallowed,
+ * or goes to a request queued after the loss was known.
  */
 static struct h1_ex *h1_pair(struct http1 *p, bool *abandon, uint64_t ts)
 {
+	bool ambiguous = false;
 	struct h1_ex *ex;
 
 	while ((ex = h1_front(p))) {
@@ -581,15 +606,18 @@ static struct h1_ex *h1_pair(struct http1 *p, bool *abandon, uint64_t ts)
 				*abandon = true; /* pipelined behind lost requests: how many? */
 				return NULL;
 			}
-		} else if (!ex->uncertain || p->q_len == 1 || h1_at(p, 1)->kind == EX_MARKER) {
-			ex->uncertain = false;
+		} else if (!ex->uncertain) {
 			return ex;
 		} else {
 			h1_abort(p, ex, HTTP_ABORT_GAP, ts);
+			ambiguous = true;
 		}
 		h1_pop(p);
 	}
-	p->orphans++;
+	/* A response with nothing queued answers a request lost before capture said so; it
+	 * counts for that loss (h1_mark_lost) unless it may be the uncertain one's own. */
+	if (!ambiguous)
+		p->orphans++;
 	return NULL;
 }
 
@@ -1069,7 +1097,9 @@ static bool h1_gap_request(struct http1 *p, struct h1_dir *d)
 	case H1_IDLE:
 		return h1_mark_lost(p, 1); /* the lost bytes start a request */
 	case H1_HEAD:
-		return h1_mark_lost(p, d->tentative ? 0 : 1);
+		/* even a guess from resync: counting too many lost requests ends in abandoning
+		 * the parse, too few could pair a response with the wrong request */
+		return h1_mark_lost(p, 1);
 	case H1_RESYNC:
 		return h1_mark_lost(p, 0);
 	default:
@@ -1135,7 +1165,8 @@ void http1__gap(struct http1 *p, int dir, uint64_t len)
 	p->stats.gaps++;
 	if (h1_gap_in_body(p, dir, len))
 		return;
-	ok = dir == h1_req_dir(p) ? h1_gap_request(p, d) : h1_gap_response(p, d);
+	/* How many pipelined messages the lost bytes held cannot be known. */
+	ok = !p->pipelined && (dir == h1_req_dir(p) ? h1_gap_request(p, d) : h1_gap_response(p, d));
 	d->state = H1_RESYNC;
 	d->buf_len = 0;
 	d->ex_id = 0;

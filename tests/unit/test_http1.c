@@ -1146,7 +1146,8 @@ static void pr_on_response(void *ex, const struct http_head *h, uint64_t ts)
 	if (!id || atoi(id->value) != x->id)
 		g_pr->shifted++;
 	if (g_pr_trace)
-		fprintf(stderr, "  -> response %s for request %d\n", id ? id->value : "?", x->id);
+		fprintf(stderr, "  -> response %.*s for request %d\n", id ? (int)id->value_len : 1,
+			id ? id->value : "?", x->id);
 	if (x->got_resp || x->ended || x->aborted)
 		g_pr->bad_order++;
 	x->got_resp = true;
@@ -1287,7 +1288,9 @@ TEST(random_loss_never_shifts)
 	struct pr r;
 	int shifted = 0, bad = 0, completed = 0, total = 0;
 
-	for (uint32_t seed = 1; seed <= 3000; seed++) {
+	uint32_t seeds = getenv("PR_SEEDS") ? (uint32_t)atoi(getenv("PR_SEEDS")) : 3000;
+
+	for (uint32_t seed = 1; seed <= seeds; seed++) {
 		g_pr_trace = getenv("PR_TRACE") && (uint32_t)atoi(getenv("PR_TRACE")) == seed;
 		int loss = (int)(seed % 4) * 4; /* 0, 4, 8, 12 % of calls */
 

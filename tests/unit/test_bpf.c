@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The kernel side for real (needs root): every socket rung's programs load, capture__open picks
+ * a rung that works, and live TLS traffic from curl (libssl SSL_write/SSL_read), python urllib
+ * (SSL_write_ex/SSL_read_ex) and a copy of `node` made after start (OpenSSL inside the binary,
+ * attached at exec) arrives complete and in order. Without root or BPF it skips, unless
+ * TOKENTAP_REQUIRE_BPF=1.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "tokentap_abi.h"
+#include "capture/capture.h"
+#include "tokentap.skel.h"
+#include "tt_test.h"
+
+static const char *const rung_prefix[][2] = {
+	{ "fentry", "fentry_tcp_" },
+	{ "kprobe", "kprobe_tcp_" },
+	{ "tracepoint", "tp_sys_enter_" },
+};
+#define NRUNGS 3
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static int quiet(enum libbpf_print_level l, const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool require_bpf(void)
+{
+	const char *v = getenv("TOKENTAP_REQUIRE_BPF");
+
+	return v && strcmp(v, "1") == 0;
+}
+
+static bool bpf_usable(const char **why)
+{
+	if (geteuid() != 0)
+		*why = "not root";
+	else if (access("/sys/kernel/btf/vmlinux", R_OK))
+		*why = "no kernel BTF";
+	else if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACEPOINT, NULL) != 1)
+		*why = "BPF programs cannot be loaded";
+	else
+		return true;
+	return false;
+}
+
+static void ensure_tracefs(void)
+{
+	if (access("/sys/kernel/tracing/events", F_OK) && access("/sys/kernel/debug/tracing", F_OK))
+		mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL);
+}
+
+/* The full path of an executable found on PATH, or NULL. */
+static const char *which(const char *name, char *buf, size_t len)
+{
+	const char *path = getenv("PATH");
+	char dirs[4096], *save = NULL, *dir;
+
+	snprintf(dirs, sizeof(dirs), "%s", path ? path : "/usr/bin:/bin");
+	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, len, "%s/%s", dir, name);
+		if (!access(buf, X_OK))
+			return buf;
+	}
+	return NULL;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[1 << 16];
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	ssize_t n = 0;
+
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return in < 0 || out < 0 || n < 0 ? -1 : 0;
+}
+
+static int write_pattern(const char *path, size_t len)
+{
+	FILE *f = fopen(path, "w");
+	size_t i;
+
+	if (!f)
+		return -1;
+	for (i = 0; i < len; i++)
+		fputc("tokentap-body-0123456789;"[i % 25], f);
+	return fclose(f);
+}
+
+/* ---- what the sink saw, for the watched pid ------------------------------------------------- */
+
+struct ev {
+	int kind;
+	uint64_t conn;
+	int dir;
+	uint64_t seq;
+	uint32_t len;
+	uint8_t *data;
+	struct cap_sock sock;
+	struct cap_close close;
+};
+
+struct rec {
+	uint32_t watch;
+	struct ev *v;
+	size_t n, cap;
+};
+
+static struct ev *rec__add(struct rec *r, int kind, uint32_t pid, uint64_t conn)
+{
+	struct ev *e;
+
+	if (pid != r->watch || !r->watch)
+		return NULL;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 64;
+		r->v = realloc(r->v, r->cap * sizeof(*r->v));
+	}
+	e = &r->v[r->n++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->conn = conn;
+	return e;
+}
+
+static void rec__chunk(void *ctx, const struct cap_chunk *c)
+{
+	struct ev *e = rec__add(ctx, TT_EV_DATA, c->key.pid, c->key.conn_id);
+
+	if (!e)
+		return;
+	e->dir = c->dir;
+	e->seq = c->seq;
+	e->len = c->len;
+	e->data = malloc(c->len);
+	memcpy(e->data, c->data, c->len);
+}
+
+static void rec__sock(void *ctx, const struct cap_sock *s)
+{
+	struct ev *e = rec__add(ctx, TT_EV_SOCK, s->key.pid, s->key.conn_id);
+
+	if (e)
+		e->sock = *s;
+}
+
+static void rec__close(void *ctx, const struct cap_close *c)
+{
+	struct ev *e = rec__add(ctx, TT_EV_CLOSE, c->key.pid, c->key.conn_id);
+
+	if (e)
+		e->close = *c;
+}
+
+static void rec__reset(struct rec *r, uint32_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		free(r->v[i].data);
+	r->n = 0;
+	r->watch = pid;
+}
+
+/* One direction of the connection that wrote first, reassembled; -1 on a gap or disorder. */
+struct stream {
+	uint64_t conn;
+	uint8_t *bytes;
+	size_t len;
+	int chunks;
+	bool contiguous;
+};
+
+static void stream__build(const struct rec *r, int dir, uint64_t conn, struct stream *s)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	s->conn = conn;
+	s->contiguous = true;
+	for (i = 0; i < r->n; i++) {
+		const struct ev *e = &r->v[i];
+
+		if (e->kind != TT_EV_DATA || e->dir != dir || e->conn != conn)
+			continue;
+		if (e->seq != s->len)
+			s->contiguous = false;
+		s->bytes = realloc(s->bytes, s->len + e->len);
+		memcpy(s->bytes + s->len, e->data, e->len);
+		s->len += e->len;
+		s->chunks++;
+	}
+}
+
+static uint64_t first_write_conn(const struct rec *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		if (r->v[i].kind == TT_EV_DATA && r->v[i].dir == CAP_DIR_WRITE)
+			return r->v[i].conn;
+	}
+	return 0;
+}
+
+static const struct ev *find_ev(const struct rec *r, int kind, uint64_t conn)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		if (r->v[i].kind == kind && r->v[i].conn == conn)
+			return &r->v[i];
+	}
+	return NULL;
+}
+
+/* ---- processes ------------------------------------------------------------------------------ */
+
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Runs a client to completion while polling capture; returns its exit status or -1. */
+static int run_client(struct capture *c, struct rec *r, char *const argv[], const char *log)
+{
+	uint64_t deadline = now_ms() + 20000, drain;
+	int status = -1;
+	pid_t pid = spawn(argv, log);
+
+	rec__reset(r, (uint32_t)pid);
+	while (pid > 0) {
+		capture__poll(c, 10);
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		if (now_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			fprintf(stderr, "  %s timed out\n", argv[0]);
+			status = -1;
+			break;
+		}
+	}
+	printf("  %s: exit %d after %llu ms\n", argv[0], status,
+	       (unsigned long long)(now_ms() + 20000 - deadline));
+	for (drain = now_ms() + 300; now_ms() < drain;)
+		capture__poll(c, 20);
+	return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- fixture: a TLS server on loopback ------------------------------------------------------ */
+
+struct fixture {
+	char dir[64];
+	char cert[128], key[128], body[128], log[128];
+	int port;
+	pid_t server;
+	size_t body_len;
+};
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && !bind(fd, (void *)&a, sizeof(a)) && !getsockname(fd, (void *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static bool wait_listening(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	uint64_t deadline = now_ms() + 5000;
+
+	while (now_ms() < deadline) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0), ok = !connect(fd, (void *)&a, sizeof(a));
+
+		close(fd);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+static bool fixture__start(struct fixture *f, const char *openssl)
+{
+	char cmd[1024], accept[32];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tokentap-test-bpf.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return false;
+	snprintf(f->cert, sizeof(f->cert), "%s/cert.pem", f->dir);
+	snprintf(f->key, sizeof(f->key), "%s/key.pem", f->dir);
+	snprintf(f->body, sizeof(f->body), "%s/body.txt", f->dir);
+	snprintf(f->log, sizeof(f->log), "%s/client.log", f->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "%s req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+		 "-subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1",
+		 openssl, f->key, f->cert);
+	/* 40000 bytes: one SSL_write of it becomes three records in the kernel (16K chunks). */
+	f->body_len = 40000;
+	if (system(cmd) != 0 || write_pattern(f->body, f->body_len))
+		return false;
+	f->port = free_port();
+	snprintf(accept, sizeof(accept), "127.0.0.1:%d", f->port);
+	{
+		char *argv[] = { (char *)openssl, "s_server", "-accept", accept, "-cert", f->cert,
+				 "-key", f->key, "-www", NULL };
+
+		f->server = spawn(argv, NULL);
+	}
+	return f->server > 0 && wait_listening(f->port);
+}
+
+static void fixture__stop(struct fixture *f)
+{
+	const char *files[] = { "cert.pem", "key.pem", "body.txt", "client.log", "node" };
+	char path[256];
+	size_t i;
+
+	if (f->server > 0) {
+		kill(f->server, SIGTERM);
+		waitpid(f->server, NULL, 0);
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(f->dir);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+static bool fentry_works; /* learned by rung_programs_load, expected by open_picks_rung */
+
+/* Loads the skeleton with one rung's socket programs; optionally attaches them. */
+static int rung__load(int rung, int *attach_err)
+{
+	struct tokentap_bpf *s = tokentap_bpf__open();
+	struct bpf_program *p;
+	int err, r;
+
+	*attach_err = -ENOENT;
+	if (!s)
+		return -errno;
+	bpf_object__for_each_program(p, s->obj)
+	{
+		for (r = 0; r < NRUNGS; r++) {
+			const char *pre = rung_prefix[r][1];
+
+			if (!strncmp(bpf_program__name(p), pre, strlen(pre)))
+				bpf_program__set_autoload(p, r == rung);
+		}
+	}
+	err = tokentap_bpf__load(s);
+	if (!err) {
+		CHECK(bpf_program__fd(s->progs.uretprobe_ssl_read_ex) >= 0);
+		CHECK(bpf_program__fd(s->progs.tp_sched_process_exec) >= 0);
+		*attach_err = 0;
+		bpf_object__for_each_program(p, s->obj)
+		{
+			struct bpf_link *l;
+
+			if (strncmp(bpf_program__name(p), rung_prefix[rung][1],
+				    strlen(rung_prefix[rung][1])) || *attach_err)
+				continue;
+			l = bpf_program__attach(p);
+			*attach_err = l ? 0 : -errno;
+			bpf_link__destroy(l);
+		}
+	}
+	tokentap_bpf__destroy(s);
+	return err;
+}
+
+TEST(rung_programs_load)
+{
+	int load[NRUNGS], att[NRUNGS], r;
+	bool have_kprobes = !access("/sys/bus/event_source/devices/kprobe/type", F_OK);
+
+	libbpf_set_print(quiet);
+	ensure_tracefs();
+	for (r = 0; r < NRUNGS; r++) {
+		load[r] = rung__load(r, &att[r]);
+		printf("  rung %-10s load %d attach %d\n", rung_prefix[r][0], load[r], att[r]);
+	}
+	/* fentry: whatever the kernel says, but a refusal is an errno, not a crash. */
+	CHECK(load[0] <= 0);
+	fentry_works = load[0] == 0 && att[0] == 0;
+	/* The kprobe programs pass the verifier even where kprobes cannot attach. */
+	CHECK_EQ_INT(load[1], 0);
+	if (have_kprobes)
+		CHECK_EQ_INT(att[1], 0);
+	else
+		CHECK(att[1] < 0);
+	CHECK_EQ_INT(load[2], 0);
+	CHECK_EQ_INT(att[2], 0);
+}
+
+TEST(open_picks_rung)
+{
+	bool have_kprobes = !access("/sys/bus/event_source/devices/kprobe/type", F_OK);
+	const char *want = fentry_works ? "fentry" : have_kprobes ? "kprobe" : "tracepoint";
+	struct capture_opts opts = { 0 };
+	struct capture_stats st;
+	struct capture *c = NULL;
+
+	CHECK_EQ_INT(capture__open(&c, &opts, NULL), 0);
+	if (!c)
+		return;
+	capture__stats(c, &st);
+	CHECK_EQ_STR(st.sock_rung, want);
+	CHECK(st.attached_files >= 1);
+	CHECK_EQ_INT(st.malformed_records, 0);
+	capture__close(c);
+
+	opts.sock_rung = "tracepoint";
+	CHECK_EQ_INT(capture__open(&c, &opts, NULL), 0);
+	if (c) {
+		capture__stats(c, &st);
+		CHECK_EQ_STR(st.sock_rung, "tracepoint");
+		capture__close(c);
+	}
+	opts.sock_rung = "no-such-rung";
+	CHECK_EQ_INT(capture__open(&c, &opts, NULL), -EINVAL);
+	CHECK(c == NULL);
+}
+
+/* The request a client wrote: complete, contiguous from 0, starting with `line`, ending with
+ * the body file's bytes. Returns the connection id. */
+static uint64_t check_request(const struct rec *r, const struct fixture *f, const char *line,
+			      size_t body_len, struct stream *w)
+{
+	uint64_t conn = first_write_conn(r);
+	char *body = malloc(body_len);
+	FILE *bf = fopen(f->body, "r");
+
+	CHECK(conn != 0);
+	stream__build(r, CAP_DIR_WRITE, conn, w);
+	CHECK(w->contiguous);
+	CHECK(w->len > body_len);
+	CHECK(w->len >= strlen(line) && memcmp(w->bytes, line, strlen(line)) == 0);
+	CHECK(bf && fread(body, 1, body_len, bf) == body_len);
+	if (w->len > body_len)
+		CHECK(memcmp(w->bytes + w->len - body_len, body, body_len) == 0);
+	if (bf)
+		fclose(bf);
+	free(body);
+	return conn;
+}
+
+static void check_sock(const struct rec *r, uint64_t conn, int port)
+{
+	const struct ev *s = find_ev(r, TT_EV_SOCK, conn);
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK_EQ_INT(s->sock.family, AF_INET);
+	CHECK_EQ_INT(s->sock.dport, port);
+	CHECK(s->sock.sport != 0 && s->sock.sport != port);
+	CHECK(memcmp(s->sock.daddr, "\x7f\x00\x00\x01", 4) == 0);
+}
+
+static void check_response(const struct rec *r, uint64_t conn)
+{
+	struct stream rd;
+
+	stream__build(r, CAP_DIR_READ, conn, &rd);
+	CHECK(rd.contiguous);
+	CHECK(rd.len > 15 && memcmp(rd.bytes, "HTTP/1.0 200 ok", 15) == 0);
+	free(rd.bytes);
+}
+
+static void live_curl(struct capture *c, struct rec *r, const struct fixture *f,
+		      const char *curl)
+{
+	char url[128], data[160];
+	char *argv[] = { (char *)curl, "-sk", "--http1.1", "--max-time", "10", "-o", "/dev/null",
+			 "-X", "GET", "-H", "Expect:", "--data-binary", data, url, NULL };
+	struct stream w;
+	const struct ev *cl;
+	uint64_t conn;
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-curl", f->port);
+	snprintf(data, sizeof(data), "@%s", f->body);
+	run_client(c, r, argv, f->log);
+	conn = check_request(r, f, "GET /tokentap-curl HTTP/1.1\r\n", f->body_len, &w);
+	CHECK(w.chunks >= 3); /* 40000 bytes in one SSL_write: split into TT_CHUNK_MAX records */
+	check_sock(r, conn, f->port);
+	check_response(r, conn);
+	cl = find_ev(r, TT_EV_CLOSE, conn);
+	CHECK(cl != NULL);
+	if (cl)
+		CHECK_EQ_INT(cl->close.write_seq, w.len);
+	free(w.bytes);
+}
+
+static void live_python(struct capture *c, struct rec *r, const struct fixture *f,
+			const char *python)
+{
+	static const char script[] =
+		"import ssl,sys,urllib.request as u\n"
+		"b=open(sys.argv[1],'rb').read()\n"
+		"q=u.Request(sys.argv[2],data=b,method='GET')\n"
+		"u.urlopen(q,context=ssl._create_unverified_context(),timeout=10).read()\n";
+	char url[128];
+	char *argv[] = { (char *)python, "-c", (char *)script, (char *)f->body, url, NULL };
+	struct stream w;
+	uint64_t conn;
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-py", f->port);
+	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
+	conn = check_request(r, f, "GET /tokentap-py HTTP/1.1\r\n", f->body_len, &w);
+	check_sock(r, conn, f->port);
+	check_response(r, conn);
+	free(w.bytes);
+}
+
+static void live_node(struct capture *c, struct rec *r, struct fixture *f, const char *node)
+{
+	static const char script[] =
+		"const https=require('https'),fs=require('fs');"
+		"const b=fs.readFileSync(process.argv[1]);"
+		"const q=https.request({host:'127.0.0.1',port:+process.argv[2],method:'GET',"
+		"path:'/tokentap-node',rejectUnauthorized:false,headers:{'content-length':b.length}},"
+		"res=>{res.resume();res.on('end',()=>process.exit(0));});"
+		"q.on('error',e=>{console.error(e);process.exit(1);});q.end(b);";
+	char copy[128], port[16];
+	char *argv[] = { copy, "-e", (char *)script, f->body, port, NULL };
+	struct capture_stats before, after;
+	struct stream w;
+	uint64_t conn;
+
+	/* A file no process mapped when capture started: only the exec path can attach it. */
+	snprintf(copy, sizeof(copy), "%s/node", f->dir);
+	snprintf(port, sizeof(port), "%d", f->port);
+	CHECK_EQ_INT(copy_file(node, copy), 0);
+	capture__stats(c, &before);
+	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
+	capture__stats(c, &after);
+	CHECK(after.attached_files > before.attached_files);
+	conn = check_request(r, f, "GET /tokentap-node HTTP/1.1\r\n", f->body_len, &w);
+	check_response(r, conn);
+	free(w.bytes);
+}
+
+TEST(live_tls_capture)
+{
+	char curl[512], python[512], node[512], openssl[512];
+	const char *have_curl = which("curl", curl, sizeof(curl));
+	const char *have_py = !access("/usr/bin/python3", X_OK) ? "/usr/bin/python3"
+								 : which("python3", python, sizeof(python));
+	const char *have_node = which("node", node, sizeof(node));
+	struct cap_sink sink = { 0 };
+	struct fixture f = { 0 };
+	struct rec r = { 0 };
+	struct capture *c = NULL;
+	struct capture_stats st;
+
+	if (!which("openssl", openssl, sizeof(openssl)) || !have_curl || !have_py || !have_node) {
+		printf("  live_tls_capture: needs openssl, curl, python3 and node on PATH\n");
+		CHECK(!require_bpf());
+		return;
+	}
+	CHECK(fixture__start(&f, openssl));
+	sink.ctx = &r;
+	sink.on_chunk = rec__chunk;
+	sink.on_sock = rec__sock;
+	sink.on_close = rec__close;
+	CHECK_EQ_INT(capture__open(&c, NULL, &sink), 0);
+	if (c && f.server > 0) {
+		live_curl(c, &r, &f, have_curl);
+		live_python(c, &r, &f, have_py);
+		live_node(c, &r, &f, have_node);
+		capture__stats(c, &st);
+		CHECK_EQ_INT(st.malformed_records, 0);
+		CHECK(st.bytes > 3 * f.body_len);
+	}
+	capture__close(c);
+	rec__reset(&r, 0);
+	free(r.v);
+	fixture__stop(&f);
+}
+
+TEST(skipped)
+{
+	const char *why = "";
+
+	bpf_usable(&why);
+	printf("test_bpf: SKIP (%s)%s\n", why,
+	       require_bpf() ? ": TOKENTAP_REQUIRE_BPF=1 makes this a failure" : "");
+	CHECK(!require_bpf());
+}
+
+int main(void)
+{
+	const char *why;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!bpf_usable(&why)) {
+		RUN(skipped);
+		TT_DONE();
+	}
+	RUN(rung_programs_load);
+	RUN(open_picks_rung);
+	RUN(live_tls_capture);
+	TT_DONE();
+}
