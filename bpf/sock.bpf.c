@@ -135,11 +135,11 @@ static __always_inline int sock__learn_fd(__u64 fd)
 	return sock__learn(fd__sock(fd));
 }
 
-#define SYS_ENTER_PROG(name)                                                                      \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                               \
-	int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                            \
-	{                                                                                         \
-		return sock__learn_fd(ctx->args[0]);                                              \
+#define SYS_ENTER_PROG(name)                                                                       \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                             \
+	{                                                                                          \
+		return sock__learn_fd(ctx->args[0]);                                               \
 	}
 
 SYS_ENTER_PROG(write)

@@ -216,7 +216,7 @@ SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_free, void *ssl)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = id >> 32, .ssl = (__u64)ssl };
+	struct conn_key key = {.tgid = id >> 32, .ssl = (__u64)ssl};
 	struct tt_close_event ev = {};
 	struct conn_state *st;
 

@@ -46,10 +46,10 @@ struct {
 struct ssl_call {
 	__u64 ssl;
 	__u64 buf;
-	__u64 len_ptr;  /* size_t * of the _ex variants; 0 for SSL_read/SSL_write */
+	__u64 len_ptr; /* size_t * of the _ex variants; 0 for SSL_read/SSL_write */
 	__u64 start_ns;
-	__u64 sp;       /* user stack pointer at entry: tells the matching return from a nested one */
-	__u32 dir;      /* enum tt_direction */
+	__u64 sp;  /* user stack pointer at entry: tells the matching return from a nested one */
+	__u32 dir; /* enum tt_direction */
 	__u32 _pad;
 };
 
@@ -68,7 +68,7 @@ struct conn_key {
 };
 
 struct conn_state {
-	__u64 seq[2];        /* next stream position, indexed by enum tt_direction */
+	__u64 seq[2];	     /* next stream position, indexed by enum tt_direction */
 	__u32 sock_reported; /* TT_EV_SOCK already sent for this connection */
 	__u32 _pad;
 };
@@ -91,7 +91,7 @@ static __always_inline void drop__count(__u32 reason, __u64 n)
 
 static __always_inline struct conn_state *conn__get(__u32 tgid, __u64 ssl)
 {
-	struct conn_key key = { .tgid = tgid, .ssl = ssl };
+	struct conn_key key = {.tgid = tgid, .ssl = ssl};
 	struct conn_state zero = {}, *st;
 
 	st = bpf_map_lookup_elem(&conns, &key);

@@ -24,23 +24,29 @@
 #define ATTACH_SEEN_MIN 256
 
 static const char *const fn_names[ATTACH_FN__COUNT] = {
-	[ATTACH_FN_SSL_WRITE] = "SSL_write",	   [ATTACH_FN_SSL_READ] = "SSL_read",
-	[ATTACH_FN_SSL_WRITE_EX] = "SSL_write_ex", [ATTACH_FN_SSL_READ_EX] = "SSL_read_ex",
-	[ATTACH_FN_SSL_FREE] = "SSL_free",
+    [ATTACH_FN_SSL_WRITE] = "SSL_write",       [ATTACH_FN_SSL_READ] = "SSL_read",
+    [ATTACH_FN_SSL_WRITE_EX] = "SSL_write_ex", [ATTACH_FN_SSL_READ_EX] = "SSL_read_ex",
+    [ATTACH_FN_SSL_FREE] = "SSL_free",
 };
 
 /* Where distributions put the system OpenSSL: processes started later will map these. */
 static const char *const std_libssl[] = {
-	"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3",
-	"/usr/lib/x86_64-linux-gnu/libssl.so.1.1", "/lib/x86_64-linux-gnu/libssl.so.1.1",
-	"/usr/lib/aarch64-linux-gnu/libssl.so.3", "/usr/lib/aarch64-linux-gnu/libssl.so.1.1",
-	"/usr/lib64/libssl.so.3", "/usr/lib64/libssl.so.1.1",
-	"/usr/lib/libssl.so.3", "/usr/lib/libssl.so.1.1",
-	"/lib/libssl.so.3", "/lib/libssl.so.1.1",
+    "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+    "/lib/x86_64-linux-gnu/libssl.so.3",
+    "/usr/lib/x86_64-linux-gnu/libssl.so.1.1",
+    "/lib/x86_64-linux-gnu/libssl.so.1.1",
+    "/usr/lib/aarch64-linux-gnu/libssl.so.3",
+    "/usr/lib/aarch64-linux-gnu/libssl.so.1.1",
+    "/usr/lib64/libssl.so.3",
+    "/usr/lib64/libssl.so.1.1",
+    "/usr/lib/libssl.so.3",
+    "/usr/lib/libssl.so.1.1",
+    "/lib/libssl.so.3",
+    "/lib/libssl.so.1.1",
 };
 
 /* Delays after an exec at which the process's mappings are examined again. */
-static const uint32_t rescan_ms[] = { 5, 30, 200, 1000 };
+static const uint32_t rescan_ms[] = {5, 30, 200, 1000};
 #define RESCAN_STEPS (sizeof(rescan_ms) / sizeof(rescan_ms[0]))
 
 struct file_key {
@@ -182,7 +188,8 @@ static int attach__probes(struct attach *a, struct attached_file *f, const uint6
 	for (i = 0; i < ATTACH_FN__COUNT; i++) {
 		if (!offs[i])
 			continue;
-		err = attach__one_probe(a->progs.entry[i], f->path, offs[i], false, &f->links[2 * i]);
+		err =
+		    attach__one_probe(a->progs.entry[i], f->path, offs[i], false, &f->links[2 * i]);
 		if (!err)
 			err = attach__one_probe(a->progs.ret[i], f->path, offs[i], true,
 						&f->links[2 * i + 1]);
@@ -495,7 +502,7 @@ static void *detach__worker(void *arg)
 
 void attach__destroy_links(struct bpf_link **links, size_t n)
 {
-	struct detach_work w = { .links = links, .n = n, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct detach_work w = {.links = links, .n = n, .lock = PTHREAD_MUTEX_INITIALIZER};
 	pthread_t tids[DETACH_THREADS_MAX];
 	size_t i, nthreads = n < DETACH_THREADS_MAX ? n : DETACH_THREADS_MAX, started = 0;
 

@@ -30,10 +30,10 @@ struct attach_progs {
 };
 
 struct attach_stats {
-	uint32_t files;         /* distinct (dev, inode) with TLS probes attached */
-	uint32_t failures;      /* files carrying OpenSSL whose probes could not be attached */
+	uint32_t files;		/* distinct (dev, inode) with TLS probes attached */
+	uint32_t failures;	/* files carrying OpenSSL whose probes could not be attached */
 	uint32_t checked_files; /* distinct files examined */
-	uint32_t pending;       /* processes waiting for a delayed rescan */
+	uint32_t pending;	/* processes waiting for a delayed rescan */
 	uint32_t pending_dropped;
 };
 

@@ -51,8 +51,8 @@ static void elf_syms__match(Elf *e, const GElf_Shdr *sh, Elf_Scn *scn, const cha
 	for (i = 0; i < count && *found < (int)n; i++) {
 		const char *name;
 
-		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value ||
-		    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+		    !sym.st_value || GELF_ST_TYPE(sym.st_info) != STT_FUNC)
 			continue;
 		name = elf_strptr(e, sh->sh_link, sym.st_name);
 		if (!name)

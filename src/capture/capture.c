@@ -34,9 +34,9 @@ struct sock_rung {
 };
 
 static const struct sock_rung sock_rungs[] = {
-	{ "fentry", "fentry_tcp_" },
-	{ "kprobe", "kprobe_tcp_" },
-	{ "tracepoint", "tp_sys_enter_" },
+    {"fentry", "fentry_tcp_"},
+    {"kprobe", "kprobe_tcp_"},
+    {"tracepoint", "tp_sys_enter_"},
 };
 #define SOCK_RUNGS (sizeof(sock_rungs) / sizeof(sock_rungs[0]))
 
@@ -69,7 +69,7 @@ static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, 
 /* Root, or CAP_BPF with CAP_PERFMON (uprobes, ring buffer), or the catch-all CAP_SYS_ADMIN. */
 static bool capture__privileged(void)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2] = {};
 	uint64_t eff, need = (1ULL << 39) | (1ULL << 38); /* CAP_BPF, CAP_PERFMON */
 
@@ -82,13 +82,17 @@ static bool capture__privileged(void)
 static int capture__preflight(void)
 {
 	if (access(BTF_VMLINUX, R_OK)) {
-		fprintf(stderr, "tokentap: kernel BTF missing (%s): needs a kernel built with "
-				"CONFIG_DEBUG_INFO_BTF=y\n", BTF_VMLINUX);
+		fprintf(stderr,
+			"tokentap: kernel BTF missing (%s): needs a kernel built with "
+			"CONFIG_DEBUG_INFO_BTF=y\n",
+			BTF_VMLINUX);
 		return -EOPNOTSUPP;
 	}
 	if (!capture__privileged()) {
-		fprintf(stderr, "tokentap: needs root or CAP_BPF+CAP_PERFMON: running as uid %u "
-				"without them\n", (unsigned)geteuid());
+		fprintf(stderr,
+			"tokentap: needs root or CAP_BPF+CAP_PERFMON: running as uid %u "
+			"without them\n",
+			(unsigned)geteuid());
 		return -EPERM;
 	}
 	return 0;
@@ -268,11 +272,11 @@ static int capture__attach_tls(struct capture *c)
 {
 	struct tokentap_bpf *s = c->skel;
 	struct attach_progs progs = {
-		.entry = { s->progs.uprobe_ssl_write, s->progs.uprobe_ssl_read,
-			   s->progs.uprobe_ssl_write_ex, s->progs.uprobe_ssl_read_ex,
-			   s->progs.uprobe_ssl_free },
-		.ret = { s->progs.uretprobe_ssl_write, s->progs.uretprobe_ssl_read,
-			 s->progs.uretprobe_ssl_write_ex, s->progs.uretprobe_ssl_read_ex, NULL },
+	    .entry = {s->progs.uprobe_ssl_write, s->progs.uprobe_ssl_read,
+		      s->progs.uprobe_ssl_write_ex, s->progs.uprobe_ssl_read_ex,
+		      s->progs.uprobe_ssl_free},
+	    .ret = {s->progs.uretprobe_ssl_write, s->progs.uretprobe_ssl_read,
+		    s->progs.uretprobe_ssl_write_ex, s->progs.uretprobe_ssl_read_ex, NULL},
 	};
 
 	c->attach = attach__new(&progs, c->verbose);

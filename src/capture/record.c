@@ -48,7 +48,7 @@ _Static_assert(TT_DIR_WRITE == (int)CAP_DIR_WRITE && TT_DIR_READ == (int)CAP_DIR
 
 static struct cap_conn_key conn_key(const struct tt_event_hdr *h)
 {
-	struct cap_conn_key k = { .pid = h->pid, .conn_id = h->conn_id };
+	struct cap_conn_key k = {.pid = h->pid, .conn_id = h->conn_id};
 
 	return k;
 }

@@ -217,6 +217,10 @@ static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_
 		c->http = c->llm ? http1__new(HTTP1_ROLE_CLIENT, llm_conn__sink(c->llm)) : NULL;
 		if (c->http) {
 			c->proto = CONN_PROTO_HTTP1;
+			/* Capture began mid-connection and bytes were already read: they may have
+			 * ended mid-response, so responses start at the next status line. */
+			if (c->next_seq[CAP_DIR_READ] > 0)
+				http1__gap(c->http, CAP_DIR_READ, 0);
 			return;
 		}
 		if (c->llm)
@@ -251,7 +255,7 @@ static long conn__sequence(struct conn_table *t, struct conn *c, const struct ca
 			http1__gap(c->http, d, 1);
 		c->next_seq[d] = 0;
 	}
-	if (end <= c->next_seq[d] && ch->len) {
+	if (end <= c->next_seq[d]) {
 		t->st.overlap_bytes += ch->len;
 		return -1;
 	}

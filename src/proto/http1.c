@@ -13,6 +13,8 @@
  *    swallows exactly one response, silently;
  *  - marker: requests lost in a request-direction gap (at least `min_lost`, exact number
  *    unknown); it swallows responses until the next request can be paired safely.
+ * A live or dead exchange is "uncertain" when a response-direction gap may have taken the
+ * start of its response; it never gets one (h1_pair).
  * Pairing after loss relies on one observation: a client that does not pipeline writes a
  * request only after the previous response has ended. Once a connection has shown pipelining
  * (a request sent while an earlier one had no response yet), loss that framing cannot survive
@@ -57,17 +59,17 @@ enum h1_state {
 	H1_BODY_CLOSE, /* response body ended by the connection's close */
 	H1_CHUNK_SIZE, /* chunk-size [chunk-ext] CRLF */
 	H1_CHUNK_DATA,
-	H1_CHUNK_END,  /* CRLF after chunk data */
-	H1_TRAILER,    /* trailer fields and the final empty line */
+	H1_CHUNK_END, /* CRLF after chunk data */
+	H1_TRAILER,   /* trailer fields and the final empty line */
 };
 
 struct h1_dir {
 	enum h1_state state;
 	bool tentative; /* head began in resync: if it is not HTTP, resync goes on, no error */
-	bool cr;        /* chunk lines: CR seen, LF must follow */
-	bool in_ext;    /* chunk-size line: inside chunk extensions */
+	bool cr;	/* chunk lines: CR seen, LF must follow */
+	bool in_ext;	/* chunk-size line: inside chunk extensions */
 	bool size_done; /* chunk-size line: whitespace after the digits */
-	uint8_t *buf;   /* an incomplete head, never more than HTTP1_MAX_HEAD */
+	uint8_t *buf;	/* an incomplete head, never more than HTTP1_MAX_HEAD */
 	size_t buf_len, buf_cap;
 	uint64_t head_ts;   /* ts_start of the piece in which the head began */
 	uint64_t remaining; /* body or chunk bytes still expected */
@@ -88,8 +90,8 @@ struct h1_ex {
 	uint64_t tick;
 	bool is_head, is_connect;
 	bool req_ended, resp_started;
-	bool uncertain;     /* its response start may have been lost in a response gap */
-	uint64_t resp_tick; /* when its response head was parsed */
+	bool uncertain;		     /* its response start may have been lost in a response gap */
+	uint64_t resp_tick;	     /* when its response head was parsed */
 	uint32_t min_lost, absorbed; /* markers */
 };
 
@@ -104,11 +106,11 @@ struct http1 {
 	struct h1_ex q[HTTP1_MAX_PIPELINE];
 	unsigned q_head, q_len;
 	uint64_t next_id;
-	uint64_t tick;          /* orders request queueing against response ends */
+	uint64_t tick;		/* orders request queueing against response ends */
 	uint64_t resp_end_tick; /* tick at which the last response ended (or was lost) */
-	uint64_t last_ts;       /* latest ts_end fed: the time of events found by a gap */
-	uint32_t orphans;       /* responses with no request queued since the last request byte */
-	struct http_head head;  /* the head being reported */
+	uint64_t last_ts;	/* latest ts_end fed: the time of events found by a gap */
+	uint32_t orphans;	/* responses with no request queued since the last request byte */
+	struct http_head head;	/* the head being reported */
 };
 
 struct h1_framing {
@@ -365,12 +367,18 @@ static int h1_framing_field(const struct http_header *hd, struct h1_framing *f)
 	return 0;
 }
 
-/* A complete head b[0..n) (ending with an empty line) into p->head and the framing. */
+static bool h1_empty_line(const uint8_t *b, size_t n, size_t i)
+{
+	return i >= n || b[i] == '\n' || (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');
+}
+
+/* A complete head b[0..n) (ending with an empty line) into p->head and the framing; fields past
+ * HTTP_MAX_HEADERS are not kept but still checked and still frame the message. */
 static int h1_parse_head(struct http1 *p, const uint8_t *b, size_t n, bool request,
 			 struct h1_framing *f)
 {
 	struct http_head *h = &p->head;
-	struct h1_start s = { 0 };
+	struct h1_start s = {0};
 	size_t i;
 
 	if (h1_start_line(b, n, request, &s) != SL_YES)
@@ -384,9 +392,10 @@ static int h1_parse_head(struct http1 *p, const uint8_t *b, size_t n, bool reque
 	h->path_len = s.target_len;
 	h->status = s.status;
 	h->minor_version = s.minor;
-	for (i = s.end; i < n && b[i] != '\n' && !(b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');) {
-		struct http_header tmp, *hd = h->num_headers < HTTP_MAX_HEADERS ?
-							&h->headers[h->num_headers] : &tmp;
+	for (i = s.end; !h1_empty_line(b, n, i);) {
+		struct http_header tmp;
+		struct http_header *hd =
+		    h->num_headers < HTTP_MAX_HEADERS ? &h->headers[h->num_headers] : &tmp;
 
 		i = h1_field(b, n, i, hd);
 		if (!i || h1_framing_field(hd, f))
@@ -621,8 +630,7 @@ static struct h1_ex *h1_pair(struct http1 *p, bool *abandon, uint64_t ts)
 	return NULL;
 }
 
-static enum h1_body h1_response_body(const struct h1_ex *ex, const struct h1_framing *f,
-				     int status)
+static enum h1_body h1_response_body(const struct h1_ex *ex, const struct h1_framing *f, int status)
 {
 	if ((ex && ex->is_head) || status == 204 || status == 304)
 		return B_NONE;

@@ -52,9 +52,12 @@ static void on_proc(void *ctx, const struct cap_proc *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_ctx f = { .rec = data, .size = size };
-	struct cap_sink sink = { .ctx = &f, .on_chunk = on_chunk, .on_close = on_close,
-				 .on_sock = on_sock, .on_proc = on_proc };
+	struct fuzz_ctx f = {.rec = data, .size = size};
+	struct cap_sink sink = {.ctx = &f,
+				.on_chunk = on_chunk,
+				.on_close = on_close,
+				.on_sock = on_sock,
+				.on_proc = on_proc};
 	int rc = capture__dispatch_record(data, size, &sink);
 
 	if (rc != 0 && rc != -22)

@@ -27,9 +27,9 @@
 #include "tt_test.h"
 
 static const char *const rung_prefix[][2] = {
-	{ "fentry", "fentry_tcp_" },
-	{ "kprobe", "kprobe_tcp_" },
-	{ "tracepoint", "tp_sys_enter_" },
+    {"fentry", "fentry_tcp_"},
+    {"kprobe", "kprobe_tcp_"},
+    {"tracepoint", "tp_sys_enter_"},
 };
 #define NRUNGS 3
 
@@ -303,7 +303,7 @@ struct fixture {
 
 static int free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
 
@@ -316,8 +316,9 @@ static int free_port(void)
 
 static bool wait_listening(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	uint64_t deadline = now_ms() + 5000;
 
 	while (now_ms() < deadline) {
@@ -353,8 +354,8 @@ static bool fixture__start(struct fixture *f, const char *openssl)
 	f->port = free_port();
 	snprintf(accept, sizeof(accept), "127.0.0.1:%d", f->port);
 	{
-		char *argv[] = { (char *)openssl, "s_server", "-accept", accept, "-cert", f->cert,
-				 "-key", f->key, "-www", NULL };
+		char *argv[] = {(char *)openssl, "s_server", "-accept", accept, "-cert",
+				f->cert,	 "-key",     f->key,	"-www", NULL};
 
 		f->server = spawn(argv, NULL);
 	}
@@ -363,7 +364,7 @@ static bool fixture__start(struct fixture *f, const char *openssl)
 
 static void fixture__stop(struct fixture *f)
 {
-	const char *files[] = { "cert.pem", "key.pem", "body.txt", "client.log", "node" };
+	const char *files[] = {"cert.pem", "key.pem", "body.txt", "client.log", "node"};
 	char path[256];
 	size_t i;
 
@@ -411,7 +412,8 @@ static int rung__load(int rung, int *attach_err)
 			struct bpf_link *l;
 
 			if (strncmp(bpf_program__name(p), rung_prefix[rung][1],
-				    strlen(rung_prefix[rung][1])) || *attach_err)
+				    strlen(rung_prefix[rung][1])) ||
+			    *attach_err)
 				continue;
 			l = bpf_program__attach(p);
 			*attach_err = l ? 0 : -errno;
@@ -450,7 +452,7 @@ TEST(open_picks_rung)
 {
 	bool have_kprobes = !access("/sys/bus/event_source/devices/kprobe/type", F_OK);
 	const char *want = fentry_works ? "fentry" : have_kprobes ? "kprobe" : "tracepoint";
-	struct capture_opts opts = { 0 };
+	struct capture_opts opts = {0};
 	struct capture_stats st;
 	struct capture *c = NULL;
 
@@ -521,12 +523,12 @@ static void check_response(const struct rec *r, uint64_t conn)
 	free(rd.bytes);
 }
 
-static void live_curl(struct capture *c, struct rec *r, const struct fixture *f,
-		      const char *curl)
+static void live_curl(struct capture *c, struct rec *r, const struct fixture *f, const char *curl)
 {
 	char url[128], data[160];
-	char *argv[] = { (char *)curl, "-sk", "--http1.1", "--max-time", "10", "-o", "/dev/null",
-			 "-X", "GET", "-H", "Expect:", "--data-binary", data, url, NULL };
+	char *argv[] = {(char *)curl, "-sk",	       "--http1.1", "--max-time", "10",
+			"-o",	      "/dev/null",     "-X",	    "GET",	  "-H",
+			"Expect:",    "--data-binary", data,	    url,	  NULL};
 	struct stream w;
 	const struct ev *cl;
 	uint64_t conn;
@@ -549,12 +551,12 @@ static void live_python(struct capture *c, struct rec *r, const struct fixture *
 			const char *python)
 {
 	static const char script[] =
-		"import ssl,sys,urllib.request as u\n"
-		"b=open(sys.argv[1],'rb').read()\n"
-		"q=u.Request(sys.argv[2],data=b,method='GET')\n"
-		"u.urlopen(q,context=ssl._create_unverified_context(),timeout=10).read()\n";
+	    "import ssl,sys,urllib.request as u\n"
+	    "b=open(sys.argv[1],'rb').read()\n"
+	    "q=u.Request(sys.argv[2],data=b,method='GET')\n"
+	    "u.urlopen(q,context=ssl._create_unverified_context(),timeout=10).read()\n";
 	char url[128];
-	char *argv[] = { (char *)python, "-c", (char *)script, (char *)f->body, url, NULL };
+	char *argv[] = {(char *)python, "-c", (char *)script, (char *)f->body, url, NULL};
 	struct stream w;
 	uint64_t conn;
 
@@ -569,14 +571,14 @@ static void live_python(struct capture *c, struct rec *r, const struct fixture *
 static void live_node(struct capture *c, struct rec *r, struct fixture *f, const char *node)
 {
 	static const char script[] =
-		"const https=require('https'),fs=require('fs');"
-		"const b=fs.readFileSync(process.argv[1]);"
-		"const q=https.request({host:'127.0.0.1',port:+process.argv[2],method:'GET',"
-		"path:'/tokentap-node',rejectUnauthorized:false,headers:{'content-length':b.length}},"
-		"res=>{res.resume();res.on('end',()=>process.exit(0));});"
-		"q.on('error',e=>{console.error(e);process.exit(1);});q.end(b);";
+	    "const https=require('https'),fs=require('fs');"
+	    "const b=fs.readFileSync(process.argv[1]);"
+	    "const q=https.request({host:'127.0.0.1',port:+process.argv[2],method:'GET',"
+	    "path:'/tokentap-node',rejectUnauthorized:false,headers:{'content-length':b.length}},"
+	    "res=>{res.resume();res.on('end',()=>process.exit(0));});"
+	    "q.on('error',e=>{console.error(e);process.exit(1);});q.end(b);";
 	char copy[128], port[16];
-	char *argv[] = { copy, "-e", (char *)script, f->body, port, NULL };
+	char *argv[] = {copy, "-e", (char *)script, f->body, port, NULL};
 	struct capture_stats before, after;
 	struct stream w;
 	uint64_t conn;
@@ -598,12 +600,13 @@ TEST(live_tls_capture)
 {
 	char curl[512], python[512], node[512], openssl[512];
 	const char *have_curl = which("curl", curl, sizeof(curl));
-	const char *have_py = !access("/usr/bin/python3", X_OK) ? "/usr/bin/python3"
-								 : which("python3", python, sizeof(python));
+	const char *have_py = !access("/usr/bin/python3", X_OK)
+				  ? "/usr/bin/python3"
+				  : which("python3", python, sizeof(python));
 	const char *have_node = which("node", node, sizeof(node));
-	struct cap_sink sink = { 0 };
-	struct fixture f = { 0 };
-	struct rec r = { 0 };
+	struct cap_sink sink = {0};
+	struct fixture f = {0};
+	struct rec r = {0};
 	struct capture *c = NULL;
 	struct capture_stats st;
 
@@ -617,7 +620,7 @@ TEST(live_tls_capture)
 	sink.on_chunk = rec__chunk;
 	sink.on_sock = rec__sock;
 	sink.on_close = rec__close;
-	CHECK_EQ_INT(capture__open(&c, NULL, &sink), 0);
+	CHECK_EQ_INT(capture__open(&c, &(struct capture_opts){ .verbose = !!getenv("TT_DEBUG") }, &sink), 0);
 	if (c && f.server > 0) {
 		live_curl(c, &r, &f, have_curl);
 		live_python(c, &r, &f, have_py);
@@ -625,6 +628,72 @@ TEST(live_tls_capture)
 		capture__stats(c, &st);
 		CHECK_EQ_INT(st.malformed_records, 0);
 		CHECK(st.bytes > 3 * f.body_len);
+	}
+	capture__close(c);
+	rec__reset(&r, 0);
+	free(r.v);
+	fixture__stop(&f);
+}
+
+/*
+ * A ring buffer too small for a full 16 KiB record: curl's 40000-byte write loses its first two
+ * chunks. The loss must be counted and visible as a gap; the close still tells the true length.
+ */
+TEST(live_loss_accounting)
+{
+	char curl[512], openssl[512], url[128], data[160];
+	char *argv[] = {curl,  "-sk", "--http1.1", "--max-time",    "10", "-o", "/dev/null", "-X",
+			"GET", "-H",  "Expect:",   "--data-binary", data, url,	NULL};
+	struct capture_opts opts = {.ringbuf_bytes = 8192};
+	struct cap_sink sink = {0};
+	struct fixture f = {0};
+	struct rec r = {0};
+	struct capture *c = NULL;
+	struct capture_stats st;
+	uint64_t conn, delivered = 0, next = 0;
+	const struct ev *cl;
+	size_t i;
+
+	if (!which("openssl", openssl, sizeof(openssl)) || !which("curl", curl, sizeof(curl))) {
+		printf("  live_loss_accounting: needs openssl and curl on PATH\n");
+		CHECK(!require_bpf());
+		return;
+	}
+	CHECK(fixture__start(&f, openssl));
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-loss", f.port);
+	snprintf(data, sizeof(data), "@%s", f.body);
+	sink.ctx = &r;
+	sink.on_chunk = rec__chunk;
+	sink.on_close = rec__close;
+	CHECK_EQ_INT(capture__open(&c, &opts, &sink), 0);
+	if (c && f.server > 0) {
+		run_client(c, &r, argv, f.log);
+		capture__stats(c, &st);
+		CHECK(st.drops[TT_DROP_RINGBUF_RECORDS] >= 2);
+		CHECK(st.drops[TT_DROP_RINGBUF_BYTES] >= 2 * TT_CHUNK_MAX);
+		CHECK(st.lost_bytes >= 2 * TT_CHUNK_MAX);
+		conn = first_write_conn(&r);
+		for (i = 0; i < r.n; i++) {
+			const struct ev *e = &r.v[i];
+
+			if (e->kind != TT_EV_DATA || e->dir != CAP_DIR_WRITE || e->conn != conn)
+				continue;
+			CHECK(e->seq >= next); /* in order, never overlapping, gaps allowed */
+			CHECK(e->seq >= 2 * TT_CHUNK_MAX);
+			next = e->seq + e->len;
+			delivered += e->len;
+		}
+		for (i = 0, cl = NULL; i < r.n && !cl; i++) {
+			if (r.v[i].kind == TT_EV_CLOSE && (!conn || r.v[i].conn == conn))
+				cl = &r.v[i];
+		}
+		if (cl) {
+			/* The true stream length: what was delivered plus the counted gap. */
+			CHECK(cl->close.write_seq > f.body_len);
+			CHECK(cl->close.write_seq > delivered);
+			CHECK(cl->close.write_seq - delivered >= 2 * TT_CHUNK_MAX);
+		} else
+			CHECK(st.drops[TT_DROP_CONTROL_RECORDS] > 0);
 	}
 	capture__close(c);
 	rec__reset(&r, 0);
@@ -654,5 +723,6 @@ int main(void)
 	RUN(rung_programs_load);
 	RUN(open_picks_rung);
 	RUN(live_tls_capture);
+	RUN(live_loss_accounting);
 	TT_DONE();
 }

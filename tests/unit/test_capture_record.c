@@ -56,8 +56,11 @@ static struct cap_sink sink;
 static void reset(void)
 {
 	memset(seen, 0, sizeof(*seen));
-	sink = (struct cap_sink){ .ctx = seen, .on_chunk = on_chunk, .on_close = on_close,
-				  .on_sock = on_sock, .on_proc = on_proc };
+	sink = (struct cap_sink){.ctx = seen,
+				 .on_chunk = on_chunk,
+				 .on_close = on_close,
+				 .on_sock = on_sock,
+				 .on_proc = on_proc};
 }
 
 static int delivered(void)
@@ -136,7 +139,8 @@ TEST(data_malformed)
 
 	reset();
 	size = make_data(buf, 100, TT_DIR_WRITE);
-	CHECK_EQ_INT(capture__dispatch_record(buf, size - 1, &sink), -EINVAL); /* data_len > record */
+	CHECK_EQ_INT(capture__dispatch_record(buf, size - 1, &sink),
+		     -EINVAL); /* data_len > record */
 	ev->data_len = TT_CHUNK_MAX + 1;
 	ev->call_len = TT_CHUNK_MAX + 1;
 	CHECK_EQ_INT(capture__dispatch_record(buf, sizeof(buf), &sink), -EINVAL);
@@ -176,7 +180,7 @@ TEST(every_truncation_rejected)
 TEST(short_and_unknown)
 {
 	struct tt_close_event ev;
-	uint16_t kinds[] = { 0, 6, 99, 0xffff };
+	uint16_t kinds[] = {0, 6, 99, 0xffff};
 	size_t i;
 
 	reset();
@@ -277,7 +281,7 @@ TEST(misaligned_record)
 TEST(null_callbacks)
 {
 	static uint8_t buf[sizeof(struct tt_data_event)];
-	struct cap_sink empty = { 0 };
+	struct cap_sink empty = {0};
 	size_t size = make_data(buf, 10, TT_DIR_WRITE);
 
 	CHECK_EQ_INT(capture__dispatch_record(buf, size, &empty), 0);

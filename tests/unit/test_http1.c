@@ -204,7 +204,7 @@ static void rec_on_loss(void *ex, bool is_response, uint64_t n)
 
 static void rec_on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 {
-	static const char *names[] = { "?", "closed", "parse", "gap", "timeout", "overflow" };
+	static const char *names[] = {"?", "closed", "parse", "gap", "timeout", "overflow"};
 	struct rec_ex *x = ex;
 	struct ev *e;
 
@@ -219,12 +219,12 @@ static void rec_on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 }
 
 static const struct http_sink rec_sink_tmpl = {
-	.on_request = rec_on_request,
-	.on_response = rec_on_response,
-	.on_body = rec_on_body,
-	.on_message_end = rec_on_end,
-	.on_loss = rec_on_loss,
-	.on_abort = rec_on_abort,
+    .on_request = rec_on_request,
+    .on_response = rec_on_response,
+    .on_body = rec_on_body,
+    .on_message_end = rec_on_end,
+    .on_loss = rec_on_loss,
+    .on_abort = rec_on_abort,
 };
 
 static size_t esc(char *out, size_t cap, const char *s, size_t n)
@@ -264,16 +264,18 @@ static void rec_render(const struct rec *r, bool with_ts, char *out, size_t cap)
 			snprintf(ts, sizeof(ts), " @%" PRIu64, e->ts);
 		switch (e->kind) {
 		case EV_REQ:
-			n += (size_t)snprintf(out + n, cap - n, "req#%d %s%s\n", e->ex, e->text, ts);
+			n +=
+			    (size_t)snprintf(out + n, cap - n, "req#%d %s%s\n", e->ex, e->text, ts);
 			break;
 		case EV_RESP:
-			n += (size_t)snprintf(out + n, cap - n, "resp#%d %s%s\n", e->ex, e->text, ts);
+			n += (size_t)snprintf(out + n, cap - n, "resp#%d %s%s\n", e->ex, e->text,
+					      ts);
 			break;
 		case EV_BODY:
 			if (e->n <= BODY_SHOW) {
 				esc(body, sizeof(body), e->text, e->shown);
-				n += (size_t)snprintf(out + n, cap - n, "body#%d %s \"%s\"%s\n", e->ex,
-						      dir, body, ts);
+				n += (size_t)snprintf(out + n, cap - n, "body#%d %s \"%s\"%s\n",
+						      e->ex, dir, body, ts);
 			} else {
 				n += (size_t)snprintf(out + n, cap - n,
 						      "body#%d %s len=%" PRIu64 " hash=%016" PRIx64
@@ -285,11 +287,12 @@ static void rec_render(const struct rec *r, bool with_ts, char *out, size_t cap)
 			n += (size_t)snprintf(out + n, cap - n, "end#%d %s%s\n", e->ex, dir, ts);
 			break;
 		case EV_LOSS:
-			n += (size_t)snprintf(out + n, cap - n, "loss#%d %s %" PRIu64 "\n", e->ex, dir,
-					      e->n);
+			n += (size_t)snprintf(out + n, cap - n, "loss#%d %s %" PRIu64 "\n", e->ex,
+					      dir, e->n);
 			break;
 		case EV_ABORT:
-			n += (size_t)snprintf(out + n, cap - n, "abort#%d %s%s\n", e->ex, e->text, ts);
+			n += (size_t)snprintf(out + n, cap - n, "abort#%d %s%s\n", e->ex, e->text,
+					      ts);
 			break;
 		case EV_NOTE:
 			n += (size_t)snprintf(out + n, cap - n, "%s\n", e->text);
@@ -307,13 +310,34 @@ struct op {
 	uint64_t n, m; /* data: length (0 = strlen); gap: bytes; expire: now, timeout */
 };
 
-#define W(str) { 'd', 0, str, 0, 0 }
-#define R(str) { 'd', 1, str, 0, 0 }
-#define DATA(d, p, len) { 'd', d, p, len, 0 }
-#define GAP(d, len) { 'g', d, NULL, len, 0 }
-#define CLOSE { 'c', 0, NULL, 0, 0 }
-#define EXPIRE(now, to) { 'e', 0, NULL, now, to }
-#define BUSY { 'b', 0, NULL, 0, 0 }
+#define W(str)                                                                                     \
+	{                                                                                          \
+		'd', 0, str, 0, 0                                                                  \
+	}
+#define R(str)                                                                                     \
+	{                                                                                          \
+		'd', 1, str, 0, 0                                                                  \
+	}
+#define DATA(d, p, len)                                                                            \
+	{                                                                                          \
+		'd', d, p, len, 0                                                                  \
+	}
+#define GAP(d, len)                                                                                \
+	{                                                                                          \
+		'g', d, NULL, len, 0                                                               \
+	}
+#define CLOSE                                                                                      \
+	{                                                                                          \
+		'c', 0, NULL, 0, 0                                                                 \
+	}
+#define EXPIRE(now, to)                                                                            \
+	{                                                                                          \
+		'e', 0, NULL, now, to                                                              \
+	}
+#define BUSY                                                                                       \
+	{                                                                                          \
+		'b', 0, NULL, 0, 0                                                                 \
+	}
 
 struct fixture {
 	const char *name;
@@ -378,7 +402,8 @@ static void run_ops(const struct fixture *fx, const struct op *ops, size_t nops,
 
 		switch (o->kind) {
 		case 'd':
-			rc = feed_op(p, o, op_ts_start(i), op_ts_end(i), i == split_op ? k : 0, bytes);
+			rc = feed_op(p, o, op_ts_start(i), op_ts_end(i), i == split_op ? k : 0,
+				     bytes);
 			if (rc && !failed)
 				rec_note(r, "rc=%d", rc);
 			failed = failed || rc;
@@ -504,12 +529,12 @@ static void check_fixture(const struct fixture *fx)
 	CHECK_EQ_INT(bad, 0);
 }
 
-#define FIXTURE(fname, frole, fexpect, ...)                                                       \
-	do {                                                                                      \
-		static const struct op _ops[] = { __VA_ARGS__ };                                  \
-		struct fixture _fx = { fname, frole, _ops, sizeof(_ops) / sizeof(_ops[0]),        \
-				       fexpect, 1 };                                              \
-		check_fixture(&_fx);                                                              \
+#define FIXTURE(fname, frole, fexpect, ...)                                                        \
+	do {                                                                                       \
+		static const struct op _ops[] = {__VA_ARGS__};                                     \
+		struct fixture _fx = {fname,   frole, _ops, sizeof(_ops) / sizeof(_ops[0]),        \
+				      fexpect, 1};                                                 \
+		check_fixture(&_fx);                                                               \
 	} while (0)
 
 #define CLIENT HTTP1_ROLE_CLIENT
@@ -519,7 +544,8 @@ static void check_fixture(const struct fixture *fx)
 TEST(content_length)
 {
 	FIXTURE("content_length", CLIENT,
-		"req#1 POST /v1/chat/completions 1.1 {Host=api.openai.com;Content-Type=application/json;"
+		"req#1 POST /v1/chat/completions 1.1 "
+		"{Host=api.openai.com;Content-Type=application/json;"
 		"Content-Length=13} @100\n"
 		"body#1 req \"{\"model\":\"x\"}\" @250\n"
 		"end#1 req @250\n"
@@ -707,8 +733,7 @@ TEST(garbage_sticky)
 		"abort#1 parse @250\n"
 		"rc=-71\n"
 		"stats r=1 s=0 pe=1 g=0 rs=0 a=1 o=0\n",
-		W("GET /a HTTP/1.1\r\n\r\n"),
-		R("HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n"), CLOSE);
+		W("GET /a HTTP/1.1\r\n\r\n"), R("HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n"), CLOSE);
 }
 
 TEST(obs_fold_and_lengths)
@@ -720,7 +745,8 @@ TEST(obs_fold_and_lengths)
 	FIXTURE("conflicting-cl", CLIENT,
 		"rc=-71\n"
 		"stats r=0 s=0 pe=1 g=0 rs=0 a=0 o=0\n",
-		W("POST /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"), CLOSE);
+		W("POST /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"),
+		CLOSE);
 	FIXTURE("invalid-cl", CLIENT,
 		"rc=-71\n"
 		"stats r=0 s=0 pe=1 g=0 rs=0 a=0 o=0\n",
@@ -737,6 +763,20 @@ TEST(obs_fold_and_lengths)
 		W("POST /a HTTP/1.1\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, chunked\r\n"
 		  "Content-Length: 100, 100\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), CLOSE);
+	FIXTURE("te-not-chunked", CLIENT,
+		"req#1 GET /a 1.1 {} @100\n"
+		"end#1 req @150\n"
+		"resp#1 200 {Transfer-Encoding=gzip;Content-Length=3} @250\n"
+		"body#1 resp \"abcdef\" @250-350\n"
+		"end#1 resp @400\n"
+		"stats r=1 s=1 pe=0 g=0 rs=0 a=0 o=0\n",
+		W("GET /a HTTP/1.1\r\n\r\n"),
+		R("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc"),
+		R("def"), CLOSE);
+	FIXTURE("request-te-not-chunked", CLIENT,
+		"rc=-71\n"
+		"stats r=0 s=0 pe=1 g=0 rs=0 a=0 o=0\n",
+		W("POST /a HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nabc"), CLOSE);
 	FIXTURE("bad-chunk", CLIENT,
 		"req#1 GET /a 1.1 {} @100\n"
 		"end#1 req @150\n"
@@ -746,7 +786,8 @@ TEST(obs_fold_and_lengths)
 		"rc=-71\n"
 		"stats r=1 s=1 pe=1 g=0 rs=0 a=1 o=0\n",
 		W("GET /a HTTP/1.1\r\n\r\n"),
-		R("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"), CLOSE);
+		R("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"),
+		CLOSE);
 }
 
 TEST(gap_in_body)
@@ -834,7 +875,8 @@ TEST(gap_in_response)
 		R("rest of the body of a}"), W("GET /b HTTP/1.1\r\n\r\n"),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"), CLOSE);
 	/* The tail of A's response was lost; B was written (after the client read it) before
-	 * capture reported the gap: B's response must still pair with B, C's with C. */
+	 * capture reported the gap. The next response may be B's, or that of a request lost
+	 * after B whose loss is not known yet: B is aborted rather than guessed. C pairs. */
 	FIXTURE("gap-response-late", CLIENT,
 		"req#1 GET /a 1.1 {} @100\n"
 		"end#1 req @150\n"
@@ -843,22 +885,21 @@ TEST(gap_in_response)
 		"req#2 GET /b 1.1 {} @300\n"
 		"end#2 req @350\n"
 		"abort#1 gap @350\n"
-		"resp#2 200 {Content-Length=1} @550\n"
-		"body#2 resp \"b\" @550\n"
-		"end#2 resp @550\n"
+		"abort#2 gap @550\n"
 		"req#3 GET /c 1.1 {} @600\n"
 		"end#3 req @650\n"
 		"resp#3 200 {Content-Length=1} @750\n"
 		"body#3 resp \"c\" @750\n"
 		"end#3 resp @750\n"
-		"stats r=3 s=3 pe=0 g=1 rs=1 a=1 o=0\n",
+		"stats r=3 s=2 pe=0 g=1 rs=1 a=2 o=0\n",
 		W("GET /a HTTP/1.1\r\n\r\n"),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"),
 		W("GET /b HTTP/1.1\r\n\r\n"), GAP(1, 200),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"), W("GET /c HTTP/1.1\r\n\r\n"),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc"), CLOSE);
-	/* B's whole response was lost too, and C written: B is aborted, C pairs with C's. */
-	FIXTURE("gap-response-two-lost", CLIENT,
+	/* B and C were both sent while A's response was arriving: from here that is
+	 * pipelining, and after the loss nobody knows which response comes next. */
+	FIXTURE("gap-response-two-outstanding", CLIENT,
 		"req#1 GET /a 1.1 {} @100\n"
 		"end#1 req @150\n"
 		"resp#1 200 {Content-Length=100} @250\n"
@@ -868,11 +909,9 @@ TEST(gap_in_response)
 		"req#3 GET /c 1.1 {} @400\n"
 		"end#3 req @450\n"
 		"abort#1 gap @450\n"
-		"abort#2 gap @650\n"
-		"resp#3 200 {Content-Length=1} @650\n"
-		"body#3 resp \"c\" @650\n"
-		"end#3 resp @650\n"
-		"stats r=3 s=2 pe=0 g=1 rs=1 a=2 o=0\n",
+		"abort#2 gap @450\n"
+		"abort#3 gap @450\n"
+		"stats r=3 s=1 pe=0 g=1 rs=0 a=3 o=0\n",
 		W("GET /a HTTP/1.1\r\n\r\n"),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"),
 		W("GET /b HTTP/1.1\r\n\r\n"), W("GET /c HTTP/1.1\r\n\r\n"), GAP(1, 300),
@@ -1011,11 +1050,12 @@ TEST(keep_alive_50)
 		int blen = snprintf(NULL, 0, "{\"n\":%d}", i);
 
 		bufs[w] = xasprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: api\r\n"
-				    "Content-Length: %d\r\n\r\n{\"n\":%d}", blen, i);
-		bufs[r] = xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{\"n\":%d}",
+				    "Content-Length: %d\r\n\r\n{\"n\":%d}",
 				    blen, i);
-		ops[w] = (struct op){ 'd', 0, bufs[w], 0, 0 };
-		ops[r] = (struct op){ 'd', 1, bufs[r], 0, 0 };
+		bufs[r] =
+		    xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{\"n\":%d}", blen, i);
+		ops[w] = (struct op){'d', 0, bufs[w], 0, 0};
+		ops[r] = (struct op){'d', 1, bufs[r], 0, 0};
 		n += (size_t)sprintf(want + n,
 				     "req#%d POST /v1/chat/completions 1.1 {Host=api;"
 				     "Content-Length=%d} @%" PRIu64 "\n"
@@ -1025,13 +1065,13 @@ TEST(keep_alive_50)
 				     "body#%d resp \"{\"n\":%d}\" @%" PRIu64 "\n"
 				     "end#%d resp @%" PRIu64 "\n",
 				     i + 1, blen, op_ts_start(w), i + 1, i, op_ts_end(w), i + 1,
-				     op_ts_end(w), i + 1, blen, op_ts_end(r), i + 1, i, op_ts_end(r),
-				     i + 1, op_ts_end(r));
+				     op_ts_end(w), i + 1, blen, op_ts_end(r), i + 1, i,
+				     op_ts_end(r), i + 1, op_ts_end(r));
 	}
-	ops[100] = (struct op){ 'c', 0, NULL, 0, 0 };
+	ops[100] = (struct op){'c', 0, NULL, 0, 0};
 	sprintf(want + n, "stats r=50 s=50 pe=0 g=0 rs=0 a=0 o=0\n");
 	{
-		struct fixture fx = { "keep-alive-50", CLIENT, ops, 101, want, 1 };
+		struct fixture fx = {"keep-alive-50", CLIENT, ops, 101, want, 1};
 
 		check_fixture(&fx);
 	}
@@ -1050,16 +1090,19 @@ TEST(huge_head_overflow)
 	memset(req + n, 'a', big - n);
 	strcpy(req + big, "\r\n\r\n");
 	ops[0] = (struct op)W("GET /a HTTP/1.1\r\n\r\n");
-	ops[1] = (struct op){ 'd', 0, req, 0, 0 };
+	ops[1] = (struct op){'d', 0, req, 0, 0};
 	ops[2] = (struct op)CLOSE;
 	{
-		struct fixture fx = { "overflow", CLIENT, ops, 3,
-				      "req#1 GET /a 1.1 {} @100\n"
-				      "end#1 req @150\n"
-				      "abort#1 overflow @250\n"
-				      "rc=-71\n"
-				      "stats r=1 s=0 pe=0 g=0 rs=0 a=1 o=1\n",
-				      4093 };
+		struct fixture fx = {"overflow",
+				     CLIENT,
+				     ops,
+				     3,
+				     "req#1 GET /a 1.1 {} @100\n"
+				     "end#1 req @150\n"
+				     "abort#1 overflow @250\n"
+				     "rc=-71\n"
+				     "stats r=1 s=0 pe=0 g=0 rs=0 a=1 o=1\n",
+				     4093};
 
 		check_fixture(&fx);
 	}
@@ -1075,7 +1118,7 @@ TEST(many_headers_truncated)
 	for (int i = 0; i < 70; i++)
 		n += (size_t)sprintf(req + n, "X-H%d: v%d\r\n", i, i);
 	sprintf(req + n, "Content-Length: 3\r\n\r\nxyz");
-	ops[0] = (struct op){ 'd', 0, req, 0, 0 };
+	ops[0] = (struct op){'d', 0, req, 0, 0};
 	ops[1] = (struct op)R("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	ops[2] = (struct op)CLOSE;
 	want = xasprintf("req#1 POST /h 1.1 {%d headers +trunc} @100\n"
@@ -1086,7 +1129,7 @@ TEST(many_headers_truncated)
 			 "stats r=1 s=1 pe=0 g=0 rs=0 a=0 o=0\n",
 			 HTTP_MAX_HEADERS);
 	{
-		struct fixture fx = { "many-headers", CLIENT, ops, 3, want, 7 };
+		struct fixture fx = {"many-headers", CLIENT, ops, 3, want, 7};
 
 		check_fixture(&fx);
 	}
@@ -1184,7 +1227,8 @@ static uint32_t pr_rand(uint32_t *s)
 struct pr_conn {
 	struct http1 *p;
 	uint32_t rng;
-	int loss_pct;
+	int loss_pct, burst;
+	bool bursty; /* ring-buffer overflow: several calls of both directions in a row */
 	uint64_t ts, lost[2];
 	bool any_lost;
 };
@@ -1193,7 +1237,9 @@ struct pr_conn {
 static void pr_call(struct pr_conn *c, int dir, const char *data, size_t len)
 {
 	c->ts += 10;
-	if ((int)(pr_rand(&c->rng) % 100) < c->loss_pct) {
+	if (c->bursty && !c->burst && (int)(pr_rand(&c->rng) % 400) < c->loss_pct)
+		c->burst = 2 + (int)(pr_rand(&c->rng) % 5);
+	if (c->burst ? c->burst-- > 0 : (int)(pr_rand(&c->rng) % 100) < c->loss_pct) {
 		pr_trace("DROP", dir, data, len);
 		c->lost[dir] += len;
 		c->any_lost = true;
@@ -1227,34 +1273,41 @@ static void pr_message(struct pr_conn *c, int dir, const char *m)
 static void pr_request(struct pr_conn *c, int id, char *buf)
 {
 	if (id % 3 == 0)
-		sprintf(buf, "POST /r/%d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-			     "5\r\nhello\r\n0\r\n\r\n", id);
+		sprintf(buf,
+			"POST /r/%d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"5\r\nhello\r\n0\r\n\r\n",
+			id);
 	else
-		sprintf(buf, "POST /r/%d HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n"
-			     "{\"id\":%04d}", id, id % 10000);
+		sprintf(buf,
+			"POST /r/%d HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n"
+			"{\"id\":%04d}",
+			id, id % 10000);
 	pr_message(c, 0, buf);
 }
 
 static void pr_response(struct pr_conn *c, int id, char *buf)
 {
 	if (id % 2)
-		sprintf(buf, "HTTP/1.1 200 OK\r\nX-Id: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
-			     "18\r\ndata: {\"n\":1}\n\ndata: x\n\n\r\n8\r\ndata: y\n\r\n0\r\n\r\n",
+		sprintf(buf,
+			"HTTP/1.1 200 OK\r\nX-Id: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"18\r\ndata: {\"n\":1}\n\ndata: x\n\n\r\n8\r\ndata: y\n\r\n0\r\n\r\n",
 			id);
 	else
-		sprintf(buf, "HTTP/1.1 200 OK\r\nX-Id: %d\r\nContent-Length: 22\r\n\r\n"
-			     "{\"id\":\"resp\",\"n\":%04d}", id, id % 10000);
+		sprintf(buf,
+			"HTTP/1.1 200 OK\r\nX-Id: %d\r\nContent-Length: 22\r\n\r\n"
+			"{\"id\":\"resp\",\"n\":%04d}",
+			id, id % 10000);
 	pr_message(c, 1, buf);
 }
 
-static void pr_connection(uint32_t seed, int loss_pct, bool pipelined, struct pr *r)
+static void pr_connection(uint32_t seed, int loss_pct, bool pipelined, bool bursty, struct pr *r)
 {
-	struct http_sink sink = { .ctx = r,
-				  .on_request = pr_on_request,
-				  .on_response = pr_on_response,
-				  .on_message_end = pr_on_end,
-				  .on_abort = pr_on_abort };
-	struct pr_conn c = { .rng = seed | 1, .loss_pct = loss_pct };
+	struct http_sink sink = {.ctx = r,
+				 .on_request = pr_on_request,
+				 .on_response = pr_on_response,
+				 .on_message_end = pr_on_end,
+				 .on_abort = pr_on_abort};
+	struct pr_conn c = {.rng = seed | 1, .loss_pct = loss_pct, .bursty = bursty};
 	char buf[512];
 	int n = 8 + (int)(seed % 16);
 
@@ -1285,20 +1338,23 @@ static void pr_connection(uint32_t seed, int loss_pct, bool pipelined, struct pr
 
 TEST(random_loss_never_shifts)
 {
+	uint32_t seeds = getenv("PR_SEEDS") ? (uint32_t)atoi(getenv("PR_SEEDS")) : 4000;
+	int shifted = 0, shifted_pipelined = 0, bad = 0, completed = 0, total = 0;
 	struct pr r;
-	int shifted = 0, bad = 0, completed = 0, total = 0;
-
-	uint32_t seeds = getenv("PR_SEEDS") ? (uint32_t)atoi(getenv("PR_SEEDS")) : 3000;
 
 	for (uint32_t seed = 1; seed <= seeds; seed++) {
-		g_pr_trace = getenv("PR_TRACE") && (uint32_t)atoi(getenv("PR_TRACE")) == seed;
 		int loss = (int)(seed % 4) * 4; /* 0, 4, 8, 12 % of calls */
+		bool pipelined = seed % 5 == 0, bursty = seed % 3 == 0;
 
-		pr_connection(seed * 2654435761u, loss, seed % 5 == 0, &r);
+		g_pr_trace = getenv("PR_TRACE") && (uint32_t)atoi(getenv("PR_TRACE")) == seed;
+		pr_connection(seed * 2654435761u, loss, pipelined, bursty, &r);
 		if ((r.shifted || r.bad_order) && getenv("PR_DEBUG"))
 			fprintf(stderr, "seed %u loss %d pipelined %d: shifted %d bad %d\n", seed,
-				loss, seed % 5 == 0, r.shifted, r.bad_order);
-		shifted += r.shifted;
+				loss, pipelined, r.shifted, r.bad_order);
+		if (pipelined)
+			shifted_pipelined += r.shifted;
+		else
+			shifted += r.shifted;
 		bad += r.bad_order;
 		for (int i = 0; i < r.nex; i++)
 			completed += r.ex[i].ended;
@@ -1306,9 +1362,16 @@ TEST(random_loss_never_shifts)
 	}
 	CHECK_EQ_INT(shifted, 0);
 	CHECK_EQ_INT(bad, 0);
+	/*
+	 * A client that pipelines and loses every request that would have shown it (all the
+	 * overlapping ones) looks like one that does not; pairing then rests on that assumption.
+	 * Seen pipelining abandons the parse on loss; this bounds what stays unseen.
+	 */
+	CHECK(shifted_pipelined * 200 < total / 5);
 	/* loss must not cost much more than the exchanges it touched */
-	CHECK(completed > total / 2);
-	printf("random loss: %d of %d exchanges completed\n", completed, total);
+	CHECK(completed > total * 3 / 4);
+	printf("random loss: %d of %d exchanges completed, %d mispaired in pipelined connections\n",
+	       completed, total, shifted_pipelined);
 }
 
 /* ---- direct checks ------------------------------------------------------------------------ */
@@ -1329,10 +1392,10 @@ TEST(looks_like_http)
 
 TEST(head_find)
 {
-	struct http_head h = { 0 };
+	struct http_head h = {0};
 
-	h.headers[0] = (struct http_header){ "Content-Type", 12, "a/b", 3 };
-	h.headers[1] = (struct http_header){ "X-Api-Key", 9, "k", 1 };
+	h.headers[0] = (struct http_header){"Content-Type", 12, "a/b", 3};
+	h.headers[1] = (struct http_header){"X-Api-Key", 9, "k", 1};
 	h.num_headers = 2;
 	CHECK(http_head__find(&h, "content-type") == &h.headers[0]);
 	CHECK(http_head__find(&h, "X-API-KEY") == &h.headers[1]);
