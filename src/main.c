@@ -410,13 +410,49 @@ static void pipeline__close(struct pipeline *p, const struct config *cfg)
 	span_builder__free(p->spans);
 }
 
+/*
+ * Subcommands live in their own stages and files; each is linked in when its file exists
+ * (weak symbols), so `tokentap` alone stays the agent.
+ */
+int audit__main(int argc, char **argv) __attribute__((weak));
+int top__main(int argc, char **argv) __attribute__((weak));
+int report__main(int argc, char **argv) __attribute__((weak));
+
+static int run_subcommand(int argc, char **argv, bool *handled)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = { { "audit", audit__main }, { "top", top__main }, { "report", report__main } };
+
+	*handled = false;
+	if (argc < 2 || argv[1][0] == '-')
+		return 0;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		*handled = true;
+		if (!cmds[i].fn) {
+			fprintf(stderr, "tokentap: '%s' is not built into this binary\n", argv[1]);
+			return 2;
+		}
+		/* The subcommand sees itself as argv[0]. */
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg = {};
 	struct pipeline p = {};
 	struct sigaction sa = { .sa_handler = on_signal };
+	bool handled;
 	int err;
 
+	err = run_subcommand(argc, argv, &handled);
+	if (handled)
+		return err;
 	config__defaults_from_env(&cfg);
 	if (parse_flags(argc, argv, &cfg))
 		return 2;

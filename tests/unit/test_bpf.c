@@ -591,6 +591,10 @@ static void live_node(struct capture *c, struct rec *r, struct fixture *f, const
 	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
 	capture__stats(c, &after);
 	CHECK(after.attached_files > before.attached_files);
+	if (!first_write_conn(r))
+		fprintf(stderr, "  node: %zu events seen, attached files %u -> %u, %llu lost\n", r->n,
+			before.attached_files, after.attached_files,
+			(unsigned long long)after.lost_bytes);
 	conn = check_request(r, f, "GET /tokentap-node HTTP/1.1\r\n", f->body_len, &w);
 	check_response(r, conn);
 	free(w.bytes);
