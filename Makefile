@@ -78,7 +78,8 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tokentap: $(BUILD)/src/main.o $(LIB)
+# Objects, not the archive: subcommands are weak references that an archive would not pull in.
+$(BUILD)/tokentap: $(BUILD)/src/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # ---- run -----------------------------------------------------------------------------------
