@@ -19,7 +19,7 @@
 #include "span/builder.h"
 
 #define TOKENTAP_VERSION "0.1.0"
-#define MAX_EXPORTERS 4
+#define MAX_EXPORTERS 8
 #define NS_PER_SEC 1000000000ull
 
 struct config {
@@ -27,6 +27,8 @@ struct config {
 	const char *otlp_endpoint;
 	const char *otlp_headers;
 	const char *sock_rung;
+	const char *control_socket; /* "" = none */
+	bool control_socket_set;    /* given on the command line: failing to open it is fatal */
 	uint32_t ringbuf_bytes;
 	uint64_t request_timeout_ns;
 	uint64_t idle_timeout_ns;
@@ -41,6 +43,7 @@ struct pipeline {
 	struct span_builder *spans;
 	struct exporter *exporters[MAX_EXPORTERS];
 	int n_exporters;
+	struct exporter *control; /* also in exporters[]; gets health lines */
 	uint64_t spans_built;
 };
 
@@ -116,6 +119,8 @@ static void usage(FILE *out)
 		"                             (default: $OTEL_EXPORTER_OTLP_ENDPOINT)\n"
 		"      --otlp-headers K=V,..  extra export headers ($OTEL_EXPORTER_OTLP_HEADERS)\n"
 		"      --stats-interval SEC   print pipeline counters to stderr every SEC seconds\n"
+		"      --control-socket PATH  stream spans and health to local views such as\n"
+		"                             `tokentap top` (default /run/tokentap.sock; '' = off)\n"
 		"Tuning:\n"
 		"      --ringbuf-size BYTES   kernel ring buffer size, a power of two (default 8 MiB)\n"
 		"      --request-timeout SEC  report a call with no response after SEC (default 600)\n"
@@ -151,6 +156,7 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_SOCK_RUNG,
 	OPT_STATS,
+	OPT_CONTROL_SOCKET,
 };
 
 static int parse_number_flag(int opt, const char *arg, struct config *cfg)
@@ -197,6 +203,7 @@ static int parse_flags(int argc, char **argv, struct config *cfg)
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "sock-rung", required_argument, NULL, OPT_SOCK_RUNG },
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
+		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -217,6 +224,10 @@ static int parse_flags(int argc, char **argv, struct config *cfg)
 			break;
 		case OPT_SOCK_RUNG:
 			cfg->sock_rung = optarg;
+			break;
+		case OPT_CONTROL_SOCKET:
+			cfg->control_socket = optarg;
+			cfg->control_socket_set = true;
 			break;
 		case 'v':
 			cfg->verbose = true;
@@ -256,6 +267,7 @@ static void config__defaults_from_env(struct config *cfg)
 	const char *v;
 
 	cfg->format = "text";
+	cfg->control_socket = "/run/tokentap.sock";
 	cfg->flush_deadline_ms = 5000;
 	v = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
 	if (v && *v)

@@ -54,4 +54,22 @@ struct exporter *otlp_exporter__new(const struct otlp_opts *opts);
 /* Writes one span as a JSON object (no newline) — shared by jsonl.c and tests. */
 void jsonl__write_span(FILE *out, const struct span *s);
 
+/*
+ * Control socket (socket.c): a unix socket streaming every span as its JSON line, and a
+ * {"type":"stats",...} health line each time socket_exporter__send_health is called, to local
+ * readers such as `tokentap top`. Each reader has a bounded buffer (client_buf_bytes, 0 = 1 MiB);
+ * a slow reader loses lines, counted. On failure returns NULL with *err = -errno (-EADDRINUSE:
+ * a live agent already listens on path).
+ */
+struct agent_health {
+	uint64_t events_lost;	 /* records the kernel dropped */
+	uint64_t lost_bytes;
+	uint64_t parse_errors;	 /* HTTP and provider JSON parse failures */
+	uint64_t export_backlog; /* spans queued in exporters */
+	uint64_t export_dropped; /* spans exporters dropped */
+	uint64_t spans;
+};
+struct exporter *socket_exporter__new(const char *path, size_t client_buf_bytes, int *err);
+void socket_exporter__send_health(struct exporter *e, const struct agent_health *h);
+
 #endif

@@ -592,8 +592,8 @@ static void live_node(struct capture *c, struct rec *r, struct fixture *f, const
 	capture__stats(c, &after);
 	CHECK(after.attached_files > before.attached_files);
 	if (!first_write_conn(r))
-		fprintf(stderr, "  node: %zu events seen, attached files %u -> %u, %llu lost\n", r->n,
-			before.attached_files, after.attached_files,
+		fprintf(stderr, "  node: %zu events seen, attached files %u -> %u, %llu lost\n",
+			r->n, before.attached_files, after.attached_files,
 			(unsigned long long)after.lost_bytes);
 	conn = check_request(r, f, "GET /tokentap-node HTTP/1.1\r\n", f->body_len, &w);
 	check_response(r, conn);
@@ -624,7 +624,8 @@ TEST(live_tls_capture)
 	sink.on_chunk = rec__chunk;
 	sink.on_sock = rec__sock;
 	sink.on_close = rec__close;
-	CHECK_EQ_INT(capture__open(&c, &(struct capture_opts){ .verbose = !!getenv("TT_DEBUG") }, &sink), 0);
+	CHECK_EQ_INT(
+	    capture__open(&c, &(struct capture_opts){.verbose = !!getenv("TT_DEBUG")}, &sink), 0);
 	if (c && f.server > 0) {
 		live_curl(c, &r, &f, have_curl);
 		live_python(c, &r, &f, have_py);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tokentap's options: one table of descriptors (src/config.c) read by both the command line
+ * (--name VALUE) and the configuration file (`name = value` lines). Precedence, lowest first:
+ * built-in defaults, OTEL_* environment, the --config file, flags.
+ *
+ * Adding an option: a field here, one line in config_options[] in config.c (its kind says how
+ * the value is parsed and stored). The flag, the file key and the --help line follow.
+ */
+#ifndef TOKENTAP_CONFIG_H
+#define TOKENTAP_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_LIST 16
+
+/* A repeatable option: every occurrence adds a value (flags replace the file's values). */
+struct config_list {
+	const char *v[CONFIG_MAX_LIST];
+	int n;
+};
+
+struct config {
+	const char *format; /* "text" or "json" */
+	const char *otlp_endpoint;
+	const char *otlp_headers;
+	const char *sock_rung;
+	uint32_t ringbuf_bytes;
+	uint64_t request_timeout_ns;
+	uint64_t idle_timeout_ns;
+	int stats_interval_s;
+	int flush_deadline_ms;
+	bool verbose;
+
+	/* cost and attribution (issue 4) */
+	const char *config_path;     /* --config: the file these values came from, or NULL */
+	const char *pricing_path;    /* NULL: the table built in from deploy/pricing.json */
+	const char *fingerprint_key; /* file with the per-install API-key fingerprint secret */
+	struct config_list tenant_headers;
+
+	/* Strings read from the config file, freed by config__free. */
+	char *owned[64];
+	int n_owned;
+};
+
+#define CONFIG_DEFAULT_FINGERPRINT_KEY "/var/lib/tokentap/fingerprint.key"
+
+/*
+ * Fills cfg from defaults, environment, the --config file and flags. Handles --help and
+ * --version itself (prints, exits 0). Returns 0, or -EINVAL after one error line on stderr.
+ */
+int config__parse(struct config *cfg, int argc, char **argv);
+/* Reads one config file into cfg (flags not applied). For tests and config__parse. */
+int config__load_file(struct config *cfg, const char *path);
+void config__defaults(struct config *cfg);
+void config__usage(FILE *out);
+void config__free(struct config *cfg);
+
+#endif
