@@ -21,10 +21,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* The SSL call this thread is inside, if its connection still needs a socket; else NULL. */
 static __always_inline struct ssl_call *sock__wanted(__u64 id)
 {
-	struct ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &id);
+	__u64 wkey = ssl_call__key(id, TT_DIR_WRITE), rkey = ssl_call__key(id, TT_DIR_READ);
+	struct ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &wkey);
+	struct ssl_call *rcall = bpf_map_lookup_elem(&ssl_calls, &rkey);
 	struct conn_key key;
 	struct conn_state *st;
 
+	/* The innermost call (the later one) is the one making this syscall. */
+	if (!call || (rcall && rcall->start_ns > call->start_ns))
+		call = rcall;
 	if (!call)
 		return NULL;
 	key.tgid = id >> 32;

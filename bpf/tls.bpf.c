@@ -35,6 +35,7 @@ static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf,
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 now = bpf_ktime_get_ns();
 	__u64 sp = PT_REGS_SP(ctx);
+	__u64 key = ssl_call__key(id, dir);
 	struct ssl_call call = {}, *outer;
 
 	if ((__u32)(id >> 32) == self_tgid)
@@ -43,7 +44,7 @@ static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf,
 	 * Some builds implement SSL_write_ex with SSL_write (or the reverse): keep the outer call.
 	 * A stash left behind by a missed return probe is old or not above us, so it is replaced.
 	 */
-	outer = bpf_map_lookup_elem(&ssl_calls, &id);
+	outer = bpf_map_lookup_elem(&ssl_calls, &key);
 	if (outer && outer->sp > sp && now - outer->start_ns < NEST_WINDOW_NS)
 		return 0;
 	call.ssl = (__u64)ssl;
@@ -52,7 +53,7 @@ static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf,
 	call.start_ns = now;
 	call.sp = sp;
 	call.dir = dir;
-	bpf_map_update_elem(&ssl_calls, &id, &call, BPF_ANY);
+	bpf_map_update_elem(&ssl_calls, &key, &call, BPF_ANY);
 	return 0;
 }
 
@@ -140,15 +141,16 @@ static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __
 		drop__count(TT_DROP_TRUNCATED_BYTES, n - cap);
 }
 
-static __always_inline int ssl__return(struct pt_regs *ctx)
+static __always_inline int ssl__return(struct pt_regs *ctx, __u32 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u64 key = ssl_call__key(id, dir);
 	struct ssl_call *stash, call;
 	__u64 n;
 
 	if ((__u32)(id >> 32) == self_tgid)
 		return 0;
-	stash = bpf_map_lookup_elem(&ssl_calls, &id);
+	stash = bpf_map_lookup_elem(&ssl_calls, &key);
 	if (!stash) {
 		drop__count(TT_DROP_STASH_MISSES, 1);
 		return 0;
@@ -157,7 +159,7 @@ static __always_inline int ssl__return(struct pt_regs *ctx)
 	if (PT_REGS_SP(ctx) != stash->sp + RET_SP_DELTA)
 		return 0;
 	call = *stash;
-	bpf_map_delete_elem(&ssl_calls, &id);
+	bpf_map_delete_elem(&ssl_calls, &key);
 	n = ssl__transferred(ctx, &call);
 	if (n)
 		data__emit(&call, id, n);
@@ -173,7 +175,7 @@ int BPF_KPROBE(uprobe_ssl_write, void *ssl, const void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(uretprobe_ssl_write)
 {
-	return ssl__return(ctx);
+	return ssl__return(ctx, TT_DIR_WRITE);
 }
 
 SEC("uprobe")
@@ -185,7 +187,7 @@ int BPF_KPROBE(uprobe_ssl_read, void *ssl, void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(uretprobe_ssl_read)
 {
-	return ssl__return(ctx);
+	return ssl__return(ctx, TT_DIR_READ);
 }
 
 SEC("uprobe")
@@ -197,7 +199,7 @@ int BPF_KPROBE(uprobe_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64
 SEC("uretprobe")
 int BPF_KRETPROBE(uretprobe_ssl_write_ex)
 {
-	return ssl__return(ctx);
+	return ssl__return(ctx, TT_DIR_WRITE);
 }
 
 SEC("uprobe")
@@ -209,7 +211,7 @@ int BPF_KPROBE(uprobe_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readb
 SEC("uretprobe")
 int BPF_KRETPROBE(uretprobe_ssl_read_ex)
 {
-	return ssl__return(ctx);
+	return ssl__return(ctx, TT_DIR_READ);
 }
 
 SEC("uprobe")

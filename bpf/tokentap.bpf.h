@@ -53,13 +53,23 @@ struct ssl_call {
 	__u32 _pad;
 };
 
-/* key: pid_tgid of the calling thread, value: the call it is inside. */
+/*
+ * key: ssl_call__key(pid_tgid, dir), value: the call the thread is inside. One slot per
+ * direction, because an SSL call of the other direction may legitimately run inside this one:
+ * Node.js writes its first request from the handshake-done callback, inside SSL_read.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct ssl_call);
 } ssl_calls SEC(".maps") __weak;
+
+static __always_inline __u64 ssl_call__key(__u64 pid_tgid, __u32 dir)
+{
+	/* A tgid has at most 22 bits: bit 63 of pid_tgid is free for the direction. */
+	return pid_tgid | ((__u64)(dir & 1) << 63);
+}
 
 struct conn_key {
 	__u32 tgid;

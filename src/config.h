@@ -27,6 +27,8 @@ struct config {
 	const char *otlp_endpoint;
 	const char *otlp_headers;
 	const char *sock_rung;
+	const char *control_socket; /* "" = none */
+	bool control_socket_set;    /* given explicitly: failing to open it is fatal */
 	uint32_t ringbuf_bytes;
 	uint64_t request_timeout_ns;
 	uint64_t idle_timeout_ns;
@@ -46,6 +48,7 @@ struct config {
 };
 
 #define CONFIG_DEFAULT_FINGERPRINT_KEY "/var/lib/tokentap/fingerprint.key"
+#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/tokentap.sock"
 
 /*
  * Fills cfg from defaults, environment, the --config file and flags. Handles --help and

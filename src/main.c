@@ -13,29 +13,16 @@
 #include <unistd.h>
 
 #include "capture/capture.h"
+#include "config.h"
 #include "conn/conn.h"
 #include "export/export.h"
 #include "llm/llm.h"
 #include "span/builder.h"
 
-#define TOKENTAP_VERSION "0.1.0"
 #define MAX_EXPORTERS 8
 #define NS_PER_SEC 1000000000ull
 
-struct config {
-	const char *format; /* "text" or "json" */
-	const char *otlp_endpoint;
-	const char *otlp_headers;
-	const char *sock_rung;
-	const char *control_socket; /* "" = none */
-	bool control_socket_set;    /* given on the command line: failing to open it is fatal */
-	uint32_t ringbuf_bytes;
-	uint64_t request_timeout_ns;
-	uint64_t idle_timeout_ns;
-	int stats_interval_s;
-	int flush_deadline_ms;
-	bool verbose;
-};
+/* struct config, the option table (flags and --config file) and --help: src/config.c. */
 
 struct pipeline {
 	struct capture *capture;
@@ -106,178 +93,50 @@ static void on_proc(void *ctx, const struct cap_proc *pe)
 	span_builder__forget_process(p->spans, pe->pid);
 }
 
-/* ---- flags ------------------------------------------------------------------------------- */
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: tokentap [options]\n"
-		"Traces LLM API calls made over OpenSSL by any process on this host, with eBPF.\n\n"
-		"Output:\n"
-		"  -f, --format text|json     one readable line per call (default), or JSON Lines\n"
-		"      --otlp-endpoint URL    also send OTLP/HTTP protobuf spans to URL/v1/traces\n"
-		"                             (default: $OTEL_EXPORTER_OTLP_ENDPOINT)\n"
-		"      --otlp-headers K=V,..  extra export headers ($OTEL_EXPORTER_OTLP_HEADERS)\n"
-		"      --stats-interval SEC   print pipeline counters to stderr every SEC seconds\n"
-		"      --control-socket PATH  stream spans and health to local views such as\n"
-		"                             `tokentap top` (default /run/tokentap.sock; '' = off)\n"
-		"Tuning:\n"
-		"      --ringbuf-size BYTES   kernel ring buffer size, a power of two (default 8 MiB)\n"
-		"      --request-timeout SEC  report a call with no response after SEC (default 600)\n"
-		"      --idle-timeout SEC     forget a quiet connection after SEC (default 900)\n"
-		"      --sock-rung NAME       force the socket probe rung: fentry, kprobe, tracepoint\n"
-		"Other:\n"
-		"  -v, --verbose              log attach decisions and libbpf messages\n"
-		"  -V, --version              print the version\n"
-		"  -h, --help                 this help\n"
-		"Environment: OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_*.\n");
-}
-
-static int parse_uint(const char *flag, const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v > max) {
-		fprintf(stderr, "tokentap: %s: invalid number '%s'\n", flag, s);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-enum {
-	OPT_OTLP = 256,
-	OPT_OTLP_HEADERS,
-	OPT_RINGBUF,
-	OPT_REQ_TIMEOUT,
-	OPT_IDLE_TIMEOUT,
-	OPT_SOCK_RUNG,
-	OPT_STATS,
-	OPT_CONTROL_SOCKET,
-};
-
-static int parse_number_flag(int opt, const char *arg, struct config *cfg)
-{
-	uint64_t v;
-
-	switch (opt) {
-	case OPT_RINGBUF:
-		if (parse_uint("--ringbuf-size", arg, 1u << 30, &v))
-			return -EINVAL;
-		if (v < 4096 || (v & (v - 1))) {
-			fprintf(stderr, "tokentap: --ringbuf-size must be a power of two >= 4096\n");
-			return -EINVAL;
-		}
-		cfg->ringbuf_bytes = (uint32_t)v;
-		return 0;
-	case OPT_REQ_TIMEOUT:
-		if (parse_uint("--request-timeout", arg, 86400, &v))
-			return -EINVAL;
-		cfg->request_timeout_ns = v * NS_PER_SEC;
-		return 0;
-	case OPT_IDLE_TIMEOUT:
-		if (parse_uint("--idle-timeout", arg, 86400, &v))
-			return -EINVAL;
-		cfg->idle_timeout_ns = v * NS_PER_SEC;
-		return 0;
-	case OPT_STATS:
-		if (parse_uint("--stats-interval", arg, 86400, &v))
-			return -EINVAL;
-		cfg->stats_interval_s = (int)v;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-static int parse_flags(int argc, char **argv, struct config *cfg)
-{
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "otlp-endpoint", required_argument, NULL, OPT_OTLP },
-		{ "otlp-headers", required_argument, NULL, OPT_OTLP_HEADERS },
-		{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
-		{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
-		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
-		{ "sock-rung", required_argument, NULL, OPT_SOCK_RUNG },
-		{ "stats-interval", required_argument, NULL, OPT_STATS },
-		{ "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, "f:vVh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'f':
-			cfg->format = optarg;
-			break;
-		case OPT_OTLP:
-			cfg->otlp_endpoint = optarg;
-			break;
-		case OPT_OTLP_HEADERS:
-			cfg->otlp_headers = optarg;
-			break;
-		case OPT_SOCK_RUNG:
-			cfg->sock_rung = optarg;
-			break;
-		case OPT_CONTROL_SOCKET:
-			cfg->control_socket = optarg;
-			cfg->control_socket_set = true;
-			break;
-		case 'v':
-			cfg->verbose = true;
-			break;
-		case 'V':
-			printf("tokentap %s\n", TOKENTAP_VERSION);
-			exit(0);
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case '?':
-			usage(stderr);
-			return -EINVAL;
-		default:
-			if (parse_number_flag(opt, optarg, cfg))
-				return -EINVAL;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tokentap: unexpected argument '%s' (see --help)\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (strcmp(cfg->format, "text") && strcmp(cfg->format, "json")) {
-		fprintf(stderr, "tokentap: --format must be 'text' or 'json', not '%s'\n", cfg->format);
-		return -EINVAL;
-	}
-	if (cfg->sock_rung && strcmp(cfg->sock_rung, "fentry") && strcmp(cfg->sock_rung, "kprobe") &&
-	    strcmp(cfg->sock_rung, "tracepoint")) {
-		fprintf(stderr, "tokentap: --sock-rung must be fentry, kprobe or tracepoint\n");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static void config__defaults_from_env(struct config *cfg)
-{
-	const char *v;
-
-	cfg->format = "text";
-	cfg->control_socket = "/run/tokentap.sock";
-	cfg->flush_deadline_ms = 5000;
-	v = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
-	if (v && *v)
-		cfg->otlp_endpoint = v;
-	v = getenv("OTEL_EXPORTER_OTLP_HEADERS");
-	if (v && *v)
-		cfg->otlp_headers = v;
-}
-
 /* ---- pipeline ---------------------------------------------------------------------------- */
+
+/* The default control socket is a convenience: when it cannot be opened (not root, another
+ * agent holds it) the agent runs on without it. A path given on the command line must open. */
+static int pipeline__add_control(struct pipeline *p, const struct config *cfg)
+{
+	int err;
+
+	if (!cfg->control_socket[0])
+		return 0;
+	p->control = socket_exporter__new(cfg->control_socket, 0, &err);
+	if (!p->control) {
+		fprintf(stderr, "tokentap: %s control socket %s: %s%s\n",
+			cfg->control_socket_set ? "cannot open" : "not serving", cfg->control_socket,
+			strerror(-err), err == -EADDRINUSE ? " (another tokentap serves it)" : "");
+		return cfg->control_socket_set ? err : 0;
+	}
+	p->exporters[p->n_exporters++] = p->control;
+	return 0;
+}
+
+/* What `tokentap top` shows as the agent's own health, sent over the control socket. */
+static void pipeline__send_health(struct pipeline *p)
+{
+	struct capture_stats cs = {};
+	struct conn_stats ns;
+	struct agent_health h = { .spans = p->spans_built };
+
+	capture__stats(p->capture, &cs);
+	conn_table__stats(p->conns, &ns);
+	h.events_lost = cs.lost_records;
+	h.lost_bytes = cs.lost_bytes;
+	h.parse_errors = ns.parse_errors + llm__stats()->json_errors;
+	for (int i = 0; i < p->n_exporters; i++) {
+		struct export_stats es = {};
+
+		if (p->exporters[i] == p->control)
+			continue; /* its own drops reach each reader as client_dropped */
+		p->exporters[i]->ops->stats(p->exporters[i], &es);
+		h.export_backlog += es.queued;
+		h.export_dropped += es.dropped;
+	}
+	socket_exporter__send_health(p->control, &h);
+}
 
 static int pipeline__add_exporters(struct pipeline *p, const struct config *cfg)
 {
@@ -293,6 +152,8 @@ static int pipeline__add_exporters(struct pipeline *p, const struct config *cfg)
 			return -EINVAL;
 		p->n_exporters++;
 	}
+	if (pipeline__add_control(p, cfg))
+		return -EINVAL;
 	for (int i = 0; i < p->n_exporters; i++)
 		if (!p->exporters[i])
 			return -ENOMEM;
@@ -382,6 +243,8 @@ static void pipeline__run(struct pipeline *p, const struct config *cfg)
 		}
 		if (now - last_tick >= NS_PER_SEC) {
 			conn_table__tick(p->conns, now);
+			if (p->control)
+				pipeline__send_health(p);
 			last_tick = now;
 		}
 		if (cfg->stats_interval_s &&
@@ -465,8 +328,7 @@ int main(int argc, char **argv)
 	err = run_subcommand(argc, argv, &handled);
 	if (handled)
 		return err;
-	config__defaults_from_env(&cfg);
-	if (parse_flags(argc, argv, &cfg))
+	if (config__parse(&cfg, argc, argv))
 		return 2;
 	/* stdout may be a pipe read line by line (--format json): keep it line buffered. */
 	setvbuf(stdout, NULL, _IOLBF, 0);

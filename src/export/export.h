@@ -48,6 +48,7 @@ struct otlp_opts {
 	int batch_delay_ms;    /* flush a partial batch after this long; 0 = 1000 */
 	int queue_max;         /* spans held before dropping; 0 = 8192 */
 	int timeout_ms;        /* per request; 0 = 10000 */
+	const char *compression; /* "gzip" or NULL/"none" (OTEL_EXPORTER_OTLP_COMPRESSION) */
 };
 struct exporter *otlp_exporter__new(const struct otlp_opts *opts);
 

@@ -22,7 +22,13 @@ enum llm_provider {
 	LLM_PROVIDER_OPENAI = 1,    /* gen_ai.provider.name "openai" */
 	LLM_PROVIDER_ANTHROPIC = 2, /* "anthropic" */
 	LLM_PROVIDER_OPENAI_COMPATIBLE = 3, /* unknown host speaking the OpenAI shape: "openai"
-					     * with tokentap.provider.detected_by = "shape" */
+					     * with tokentap.provider.detected_by = "path" */
+	LLM_PROVIDER_AZURE_OPENAI = 4, /* "azure.ai.openai" */
+	LLM_PROVIDER_GEMINI = 5,       /* "gcp.gemini" (generativelanguage.googleapis.com) */
+	LLM_PROVIDER_VERTEX_AI = 6,    /* "gcp.vertex_ai" (aiplatform.googleapis.com) */
+	LLM_PROVIDER_BEDROCK = 7,      /* "aws.bedrock" */
+	LLM_PROVIDER_OLLAMA = 8,       /* "ollama" (native API) */
+	LLM_PROVIDER_OTHER = 9,        /* a known host of another provider: see provider_name */
 };
 
 /* Facts about the connection that the conn/ stage learns, possibly after the first exchange
@@ -52,6 +58,8 @@ struct llm_call {
 	int64_t output_tokens;      /* -1 when unknown */
 	int64_t cache_read_tokens;  /* -1 when unknown */
 	int64_t cache_creation_tokens;
+	int64_t reasoning_tokens;   /* -1 when unknown; part of output_tokens */
+	const char *api_type;       /* openai.api.type ("chat_completions", "responses") or NULL */
 	int64_t max_tokens;         /* -1 when not sent */
 	double temperature;
 	bool has_temperature;
