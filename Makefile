@@ -11,11 +11,11 @@ PROTOC_C ?= protoc-c
 BUILD ?= build
 SAN ?=
 
-PKGS := libbpf libelf zlib libprotobuf-c libcurl json-c
+PKGS := libbpf libelf zlib libprotobuf-c libcurl json-c libmicrohttpd ncursesw libnghttp2 libbrotlidec libzstd
 OPT ?= -O2 -g
 override CFLAGS += $(OPT) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	  -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD) -I$(BUILD)/gen $(SAN)
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lprotobuf-c -lcurl -ljson-c) \
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lprotobuf-c -lcurl -ljson-c -lmicrohttpd -lncursesw -ltinfo -lnghttp2 -lbrotlidec -lzstd) \
 	  -lssl -lcrypto -lpthread
 LDFLAGS += $(SAN)
 
@@ -39,6 +39,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
+.SECONDARY:
 .PHONY: all deps run test test-unit test-e2e test-asan fuzz fuzz-smoke bench vmlinux clean fmt
 all: $(BUILD)/tokentap
 
@@ -73,6 +74,9 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 $(BUILD)/src/%.o: src/%.c $(SKEL) $(PROTO_C) $(shell find src include -name '*.h')
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The built-in pricing table is deploy/pricing.json, .incbin'd by this object.
+$(BUILD)/src/span/pricing_data.o: deploy/pricing.json
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

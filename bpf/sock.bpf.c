@@ -11,12 +11,8 @@
  * the SSL* alone identifies the connection there.
  */
 #include "tokentap.bpf.h"
-#include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 
 /* The SSL call this thread is inside, if its connection still needs a socket; else NULL. */
 static __always_inline struct ssl_call *sock__wanted(__u64 id)
@@ -41,19 +37,6 @@ static __always_inline struct ssl_call *sock__wanted(__u64 id)
 	return call;
 }
 
-static __always_inline void sock__read_addrs(struct tt_sock_event *ev, struct sock *sk)
-{
-	ev->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	ev->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (ev->family == AF_INET) {
-		BPF_CORE_READ_INTO((__u32 *)ev->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)ev->daddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)ev->saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)ev->daddr, sk, __sk_common.skc_v6_daddr);
-	}
-}
-
 static __always_inline int sock__learn(struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -72,7 +55,7 @@ static __always_inline int sock__learn(struct sock *sk)
 	if (!st)
 		return 0;
 	hdr__fill(&ev.hdr, TT_EV_SOCK, id, call->ssl);
-	ev.hdr.source = TT_SRC_OPENSSL;
+	ev.hdr.source = call->source;
 	ev.sock_cookie = (__u64)sk;
 	ev.family = family;
 	sock__read_addrs(&ev, sk);
@@ -111,26 +94,6 @@ int BPF_KPROBE(kprobe_tcp_recvmsg, struct sock *sk)
 }
 
 /* ---- rung 3: syscall tracepoints, fd -> file -> socket -> sock ----------------------------- */
-
-static __always_inline struct sock *fd__sock(__u64 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds, *file = NULL;
-	struct socket *sock;
-	umode_t mode;
-
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	return sock ? BPF_CORE_READ(sock, sk) : NULL;
-}
 
 static __always_inline int sock__learn_fd(__u64 fd)
 {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * OpenSSL plaintext capture: uprobes on SSL_write/SSL_read (+_ex) stash the arguments, uretprobes
- * copy what the call actually transferred into the ring buffer as TT_EV_DATA records, and an
- * uprobe on SSL_free closes the connection with its final stream positions.
+ * TLS plaintext capture: uprobes on SSL_write/SSL_read (+_ex) and GnuTLS's
+ * gnutls_record_send/recv stash the arguments, uretprobes copy what the call actually transferred
+ * into the ring buffer as TT_EV_DATA records, and an uprobe on SSL_free / gnutls_deinit closes
+ * the connection with its final stream positions.
  */
 #include "tokentap.bpf.h"
 
@@ -21,16 +22,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* A second SSL call this soon after the first, deeper in the same stack, is nested in it. */
 #define NEST_WINDOW_NS (50ULL * 1000 * 1000)
 
-/* One record under construction; too big for the 512-byte BPF stack. key: 0. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct tt_data_event);
-} data_scratch SEC(".maps");
-
 static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf, void *len_ptr,
-				      __u32 dir)
+				      __u32 dir, __u32 source)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 now = bpf_ktime_get_ns();
@@ -53,16 +46,23 @@ static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf,
 	call.start_ns = now;
 	call.sp = sp;
 	call.dir = dir;
+	call.source = source;
 	bpf_map_update_elem(&ssl_calls, &key, &call, BPF_ANY);
 	return 0;
 }
 
-/* Bytes the call moved: the return value, or *written / *readbytes for the _ex variants. */
+/*
+ * Bytes the call moved: the return value (an int for OpenSSL, an ssize_t for GnuTLS), or
+ * *written / *readbytes for the _ex variants.
+ */
 static __always_inline __u64 ssl__transferred(struct pt_regs *ctx, const struct ssl_call *call)
 {
 	int rc = (int)PT_REGS_RC(ctx);
+	long lrc = (long)PT_REGS_RC(ctx);
 	__u64 n = 0;
 
+	if (call->source == TT_SRC_GNUTLS)
+		return lrc > 0 ? lrc : 0;
 	if (!call->len_ptr)
 		return rc > 0 ? rc : 0;
 	if (rc != 1)
@@ -99,7 +99,8 @@ __noinline int data__emit_chunk(__u64 seq, __u64 src, __u64 len)
 		drop__count(TT_DROP_READ_ERRORS, len);
 		return 0;
 	}
-	if (bpf_ringbuf_output(&events, ev, TT_DATA_HDR_SIZE + len, 0)) {
+	if (bpf_ringbuf_output(&events, ev, TT_DATA_HDR_SIZE + len,
+			       ringbuf__flags(TT_DATA_HDR_SIZE + len))) {
 		drop__count(TT_DROP_RINGBUF_RECORDS, 1);
 		drop__count(TT_DROP_RINGBUF_BYTES, len);
 		return 0;
@@ -126,7 +127,7 @@ static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __
 
 	hdr__fill(&ev->hdr, TT_EV_DATA, id, call->ssl);
 	ev->hdr.dir = dir;
-	ev->hdr.source = TT_SRC_OPENSSL;
+	ev->hdr.source = call->source;
 	ev->call_start_ns = call->start_ns;
 	ev->call_len = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
 
@@ -169,7 +170,7 @@ static __always_inline int ssl__return(struct pt_regs *ctx, __u32 dir)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_write, void *ssl, const void *buf, int num)
 {
-	return ssl__enter(ctx, ssl, (void *)buf, NULL, TT_DIR_WRITE);
+	return ssl__enter(ctx, ssl, (void *)buf, NULL, TT_DIR_WRITE, TT_SRC_OPENSSL);
 }
 
 SEC("uretprobe")
@@ -181,7 +182,7 @@ int BPF_KRETPROBE(uretprobe_ssl_write)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read, void *ssl, void *buf, int num)
 {
-	return ssl__enter(ctx, ssl, buf, NULL, TT_DIR_READ);
+	return ssl__enter(ctx, ssl, buf, NULL, TT_DIR_READ, TT_SRC_OPENSSL);
 }
 
 SEC("uretprobe")
@@ -193,7 +194,7 @@ int BPF_KRETPROBE(uretprobe_ssl_read)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
 {
-	return ssl__enter(ctx, ssl, (void *)buf, written, TT_DIR_WRITE);
+	return ssl__enter(ctx, ssl, (void *)buf, written, TT_DIR_WRITE, TT_SRC_OPENSSL);
 }
 
 SEC("uretprobe")
@@ -205,7 +206,7 @@ int BPF_KRETPROBE(uretprobe_ssl_write_ex)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
 {
-	return ssl__enter(ctx, ssl, buf, readbytes, TT_DIR_READ);
+	return ssl__enter(ctx, ssl, buf, readbytes, TT_DIR_READ, TT_SRC_OPENSSL);
 }
 
 SEC("uretprobe")
@@ -214,11 +215,11 @@ int BPF_KRETPROBE(uretprobe_ssl_read_ex)
 	return ssl__return(ctx, TT_DIR_READ);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(uprobe_ssl_free, void *ssl)
+/* The library freed its connection object: report the final positions and forget it. */
+static __always_inline int conn__close(__u64 ssl, __u32 source)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = {.tgid = id >> 32, .ssl = (__u64)ssl};
+	struct conn_key key = {.tgid = id >> 32, .ssl = ssl};
 	struct tt_close_event ev = {};
 	struct conn_state *st;
 
@@ -229,11 +230,49 @@ int BPF_KPROBE(uprobe_ssl_free, void *ssl)
 	if (!st)
 		return 0;
 	hdr__fill(&ev.hdr, TT_EV_CLOSE, id, key.ssl);
-	ev.hdr.source = TT_SRC_OPENSSL;
+	ev.hdr.source = source;
 	ev.write_seq = st->seq[TT_DIR_WRITE];
 	ev.read_seq = st->seq[TT_DIR_READ];
 	bpf_map_delete_elem(&conns, &key);
 	control__emit(&ev, sizeof(ev));
 	tt_debug("tokentap: close ssl=%llx w=%llu r=%llu", key.ssl, ev.write_seq, ev.read_seq);
 	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_free, void *ssl)
+{
+	return conn__close((__u64)ssl, TT_SRC_OPENSSL);
+}
+
+/* ---- GnuTLS: ssize_t gnutls_record_send/recv(gnutls_session_t, void *data, size_t size) ---- */
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_record_send, void *session, const void *data, __u64 size)
+{
+	return ssl__enter(ctx, session, (void *)data, NULL, TT_DIR_WRITE, TT_SRC_GNUTLS);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_gnutls_record_send)
+{
+	return ssl__return(ctx, TT_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_record_recv, void *session, void *data, __u64 size)
+{
+	return ssl__enter(ctx, session, data, NULL, TT_DIR_READ, TT_SRC_GNUTLS);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(uretprobe_gnutls_record_recv)
+{
+	return ssl__return(ctx, TT_DIR_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_deinit, void *session)
+{
+	return conn__close((__u64)session, TT_SRC_GNUTLS);
 }

@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "tokentap_abi.h"
 
 #ifdef BPF_DEBUG
@@ -25,8 +26,18 @@
 #define AF_INET6 10
 #endif
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
 /* Set by user space before load: tokentap's own thread group, never traced. */
 const volatile __u32 self_tgid __weak = 0;
+
+/*
+ * Set by user space before load: wake the reader only when a record makes the unread data cross
+ * this many bytes; the reader also drains on a short timer. A wakeup costs ~10 us of the traced
+ * call (irq_work IPI in a VM), far more than the copy. 0 = wake for every record.
+ */
+const volatile __u64 wakeup_bytes __weak = 0;
 
 /* Every record the kernel emits; size set by user space (default 8 MiB). */
 struct {
@@ -49,8 +60,8 @@ struct ssl_call {
 	__u64 len_ptr; /* size_t * of the _ex variants; 0 for SSL_read/SSL_write */
 	__u64 start_ns;
 	__u64 sp;  /* user stack pointer at entry: tells the matching return from a nested one */
-	__u32 dir; /* enum tt_direction */
-	__u32 _pad;
+	__u32 dir;    /* enum tt_direction */
+	__u32 source; /* enum tt_tls_source: which library's call this is */
 };
 
 /*
@@ -91,6 +102,20 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps") __weak;
 
+/*
+ * One record under construction; too big for the 512-byte BPF stack. key: 0. Filled by the
+ * program (header) and by data__emit_chunk (tls.bpf.c: position and payload).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tt_data_event);
+} data_scratch SEC(".maps") __weak;
+
+/* Copies [src, src+len) (len clamped to one chunk) at stream position seq; tls.bpf.c. */
+extern int data__emit_chunk(__u64 seq, __u64 src, __u64 len);
+
 static __always_inline void drop__count(__u32 reason, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&drops, &reason);
@@ -124,11 +149,70 @@ static __always_inline void hdr__fill(struct tt_event_hdr *h, __u16 kind, __u64 
 	h->_pad0 = 0;
 }
 
-/* Control records are small and fixed; a lost one is counted, never silent. */
+/* Output flags for a record of `size` bytes: see wakeup_bytes. */
+static __always_inline __u64 ringbuf__flags(__u64 size)
+{
+	__u64 unread;
+
+	if (!wakeup_bytes)
+		return 0;
+	unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return unread < wakeup_bytes && unread + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+								       : BPF_RB_NO_WAKEUP;
+}
+
+/*
+ * Control records are small and fixed; a lost one is counted, never silent. An exec wakes the
+ * reader at once: it must attach to the new image before that makes its first TLS call.
+ */
 static __always_inline void control__emit(void *rec, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, rec, size, 0))
+	__u64 flags = ((struct tt_event_hdr *)rec)->kind == TT_EV_EXEC ? 0 : ringbuf__flags(size);
+
+	if (bpf_ringbuf_output(&events, rec, size, flags))
 		drop__count(TT_DROP_CONTROL_RECORDS, 1);
+}
+
+/* True while the thread is inside an SSL/GnuTLS call: its socket I/O is TLS, captured above. */
+static __always_inline bool tls__in_call(__u64 id)
+{
+	__u64 wkey = ssl_call__key(id, TT_DIR_WRITE), rkey = ssl_call__key(id, TT_DIR_READ);
+
+	return bpf_map_lookup_elem(&ssl_calls, &wkey) || bpf_map_lookup_elem(&ssl_calls, &rkey);
+}
+
+/* The struct sock behind a file descriptor of the current task, or NULL for a non-socket. */
+static __always_inline struct sock *fd__sock(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file = NULL;
+	struct socket *sock;
+	umode_t mode;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+static __always_inline void sock__read_addrs(struct tt_sock_event *ev, struct sock *sk)
+{
+	ev->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (ev->family == AF_INET) {
+		BPF_CORE_READ_INTO((__u32 *)ev->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)ev->daddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)ev->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)ev->daddr, sk, __sk_common.skc_v6_daddr);
+	}
 }
 
 #endif /* TOKENTAP_BPF_H */

@@ -23,7 +23,8 @@
 
 enum tt_event_kind {
 	TT_EV_DATA = 1,  /* plaintext of one SSL read/write call (or a slice of it) */
-	TT_EV_CLOSE = 2, /* SSL_free: the connection is gone; carries the final stream positions */
+	TT_EV_CLOSE = 2, /* SSL_free, gnutls_deinit or TCP close (plaintext): the connection is gone;
+			  * carries the final stream positions */
 	TT_EV_SOCK = 3,  /* the socket (5-tuple) an SSL connection runs on, learned once */
 	TT_EV_EXEC = 4,  /* a process called execve: user space may have a new file to probe */
 	TT_EV_EXIT = 5,  /* a whole process (thread group) exited */
@@ -38,22 +39,36 @@ enum tt_direction {
 enum tt_tls_source {
 	TT_SRC_NONE = 0,
 	TT_SRC_OPENSSL = 1,
+	TT_SRC_PLAINTEXT = 2, /* no TLS: bytes copied at the socket layer; conn_id is the sock */
+	TT_SRC_GNUTLS = 3,    /* gnutls_record_send/recv; conn_id is the gnutls_session_t */
 };
 
 /* Index into the per-CPU `drops` array map; each value is a __u64 count. */
 enum tt_drop_counter {
 	TT_DROP_RINGBUF_RECORDS = 0, /* records bpf_ringbuf_output refused (buffer full) */
 	TT_DROP_RINGBUF_BYTES = 1,   /* payload bytes inside those records */
-	TT_DROP_TRUNCATED_BYTES = 2, /* bytes past TT_CALL_CHUNKS_MAX chunks of one call */
+	TT_DROP_TRUNCATED_BYTES = 2, /* bytes past TT_CALL_CHUNKS_MAX chunks of one call (or past
+				      * the iovecs a vectored socket call's copy visits) */
 	TT_DROP_READ_ERRORS = 3,     /* bpf_probe_read_user of a payload failed */
 	TT_DROP_STASH_MISSES = 4,    /* return probe found no entry stash (evicted LRU) */
 	TT_DROP_CONTROL_RECORDS = 5, /* close/sock/exec/exit records lost to a full buffer */
 	TT_DROP__COUNT = 6,
 };
 
+/*
+ * Index into the per-CPU `plain_counters` array map (plaintext capture at the socket layer);
+ * each value is a __u64 count.
+ */
+enum tt_plain_counter {
+	TT_PLAIN_SOCKS_LLM = 0,   /* TCP sockets whose first request line has an LLM API path */
+	TT_PLAIN_SOCKS_OTHER = 1, /* TCP sockets judged not LLM traffic: never copied */
+	TT_PLAIN__COUNT = 2,
+};
+
 struct tt_event_hdr {
 	__u64 ts_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the record was made */
-	__u64 conn_id; /* SSL* in the traced process; 0 for process events */
+	__u64 conn_id; /* SSL* or gnutls_session_t in the traced process, the kernel struct sock *
+			* for TT_SRC_PLAINTEXT; 0 for process events */
 	__u32 pid;     /* thread group id */
 	__u32 tid;     /* thread id */
 	__u16 kind;    /* enum tt_event_kind */

@@ -55,6 +55,7 @@ static int check_format(const char *where, const char *v);
 static int check_sock_rung(const char *where, const char *v);
 static int check_pow2(const char *where, const char *v);
 static int check_header_name(const char *where, const char *v);
+static int check_compression(const char *where, const char *v);
 
 #define OFF(field) offsetof(struct config, field)
 
@@ -68,6 +69,9 @@ static const struct config_option config_options[] = {
 	  "(default: $OTEL_EXPORTER_OTLP_ENDPOINT)" },
 	{ "otlp-headers", 0, CFG_STR, OFF(otlp_headers), 0, "K=V,..",
 	  "extra export headers ($OTEL_EXPORTER_OTLP_HEADERS)" },
+	{ "otlp-compression", 0, CFG_STR, OFF(otlp_compression), 0, "ALG",
+	  "gzip (default) or none for OTLP request bodies\n"
+	  "($OTEL_EXPORTER_OTLP_COMPRESSION)", check_compression },
 	{ "stats-interval", 0, CFG_INT, OFF(stats_interval_s), 86400, "SEC",
 	  "print pipeline counters to stderr every SEC seconds" },
 	{ "control-socket", 0, CFG_STR_SET, OFF(control_socket), 0, "PATH",
@@ -83,8 +87,47 @@ static const struct config_option config_options[] = {
 	{ "fingerprint-key", 0, CFG_STR, OFF(fingerprint_key), 0, "FILE",
 	  "secret of the API-key fingerprints, created if missing\n"
 	  "(default " CONFIG_DEFAULT_FINGERPRINT_KEY ")" },
+	{ "prometheus", 0, CFG_STR, OFF(prometheus), 0, "ADDR:PORT",
+	  "serve GET /metrics (Prometheus text format) and /healthz;\n"
+	  "a bare PORT binds 127.0.0.1 (e.g. 127.0.0.1:9464)", NULL, "Metrics" },
+	{ "metrics-interval", 0, CFG_INT, OFF(metrics_interval_s), 86400, "SEC",
+	  "push OTLP metrics to <otlp-endpoint>/v1/metrics every SEC\n"
+	  "(default 10; also at exit)" },
+	{ "metrics-max-series", 0, CFG_INT, OFF(metrics_max_series), 1000000, "N",
+	  "attribute sets kept per metric; the excess is folded into\n"
+	  "one series labelled \"other\" and counted (default 2000)" },
+	{ "audit", 0, CFG_STR, OFF(audit_path), 0, "FILE",
+	  "append one hash-chained JSON record per AI call to FILE", NULL, "Audit and security" },
+	{ "audit-max-bytes", 0, CFG_U32, OFF(audit_max_bytes), 0xffffffffu, "BYTES",
+	  "rotate the audit file past BYTES (default 100 MiB)" },
+	{ "audit-keep", 0, CFG_INT, OFF(audit_keep), 1000, "N",
+	  "rotated audit files kept: FILE.1 (newest) .. FILE.N (default 5)" },
+	{ "audit-fsync-interval", 0, CFG_INT, OFF(audit_fsync_ms), 3600000, "MS",
+	  "fdatasync the audit file every MS ms (default 1000; 0 = every record)" },
+	{ "policy", 0, CFG_STR, OFF(policy_path), 0, "FILE",
+	  "destination policy (JSON): allowed providers, hosts, models and\n"
+	  "API keys per workload; calls outside it are flagged and logged" },
+	{ "capture-content", 0, CFG_FLAG, OFF(capture_content), 0, NULL,
+	  "export prompts and completions as gen_ai.input/output.messages,\n"
+	  "secrets redacted (off by default)" },
+	{ "content-max-bytes", 0, CFG_U32, OFF(content_max_bytes), 16u << 20, "BYTES",
+	  "cap per content attribute (default 16384)" },
+	{ "redact", 0, CFG_LIST, OFF(redact), 0, "REGEX",
+	  "also redact matches of this POSIX extended regex (repeatable)" },
+	{ "otlp-ca", 0, CFG_STR, OFF(otlp_ca), 0, "FILE",
+	  "CA bundle (PEM) to verify the OTLP endpoint\n($OTEL_EXPORTER_OTLP_CERTIFICATE)" },
+	{ "otlp-client-cert", 0, CFG_STR, OFF(otlp_client_cert), 0, "FILE",
+	  "client certificate (PEM) for mutual TLS\n($OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)" },
+	{ "otlp-client-key", 0, CFG_STR, OFF(otlp_client_key), 0, "FILE",
+	  "its private key (PEM) ($OTEL_EXPORTER_OTLP_CLIENT_KEY)" },
+	{ "keep-caps", 0, CFG_FLAG, OFF(keep_caps), 0, NULL,
+	  "keep every capability after attaching (default: drop\n"
+	  "all but those needed to keep attaching)" },
 	{ "ringbuf-size", 0, CFG_U32, OFF(ringbuf_bytes), 1u << 30, "BYTES",
 	  "kernel ring buffer size, a power of two (default 8 MiB)", check_pow2, "Tuning" },
+	{ "max-decoded", 0, CFG_U32, OFF(max_decoded_bytes), 0xffffffffu, "BYTES",
+	  "decode at most BYTES of a gzip/br/zstd body; past it the\n"
+	  "call is marked partial (default 64 MiB)" },
 	{ "request-timeout", 0, CFG_SECONDS, OFF(request_timeout_ns), 86400, "SEC",
 	  "report a call with no response after SEC (default 600)" },
 	{ "idle-timeout", 0, CFG_SECONDS, OFF(idle_timeout_ns), 86400, "SEC",
@@ -150,6 +193,14 @@ static int check_header_name(const char *where, const char *v)
 	return 0;
 }
 
+static int check_compression(const char *where, const char *v)
+{
+	if (!strcasecmp(v, "gzip") || !strcasecmp(v, "none"))
+		return 0;
+	fprintf(stderr, "tokentap: %s: must be 'gzip' or 'none', not '%s'\n", where, v);
+	return -EINVAL;
+}
+
 static int parse_number(const char *where, const char *s, uint64_t max, uint64_t *out)
 {
 	char *end;
@@ -196,8 +247,13 @@ static int config__set(struct config *cfg, const struct config_option *o, const 
 		       const char *where)
 {
 	char *field = (char *)cfg + o->offset;
-	uint64_t n;
+	uint64_t n = 0;
 
+	/* Numbers are checked as numbers first: "-4096" is not a ring buffer size problem. */
+	if (o->kind == CFG_U32 || o->kind == CFG_INT || o->kind == CFG_SECONDS) {
+		if (parse_number(where, v, o->max, &n))
+			return -EINVAL;
+	}
 	if (o->check && v && *v && o->check(where, v))
 		return -EINVAL;
 	switch (o->kind) {
@@ -216,8 +272,6 @@ static int config__set(struct config *cfg, const struct config_option *o, const 
 	case CFG_U32:
 	case CFG_INT:
 	case CFG_SECONDS:
-		if (parse_number(where, v, o->max, &n))
-			return -EINVAL;
 		if (o->kind == CFG_U32)
 			*(uint32_t *)field = (uint32_t)n;
 		else if (o->kind == CFG_INT)
@@ -294,7 +348,12 @@ static int config__file_line(struct config *cfg, const char *path, int lineno, c
 	}
 	snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, key);
 	o = config__find(key);
-	if (!o || o->kind == CFG_HELP || o->kind == CFG_VERSION || o->kind == CFG_CONFIG) {
+	if (o && o->kind == CFG_CONFIG) {
+		fprintf(stderr, "tokentap: %s:%d: a config file cannot name another\n", path,
+			lineno);
+		return -EINVAL;
+	}
+	if (!o || o->kind == CFG_HELP || o->kind == CFG_VERSION) {
 		fprintf(stderr, "tokentap: %s:%d: unknown option '%s'\n", path, lineno, key);
 		return -EINVAL;
 	}
@@ -309,7 +368,8 @@ static int config__open_checked(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		fprintf(stderr, "tokentap: cannot open config file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "tokentap: cannot open config file %s: %s\n", path,
+			strerror(errno));
 		return -errno;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -392,6 +452,13 @@ void config__defaults(struct config *cfg)
 	v = getenv("OTEL_EXPORTER_OTLP_HEADERS");
 	if (v && *v)
 		cfg->otlp_headers = v;
+	cfg->audit_fsync_ms = 1000;
+	v = getenv("OTEL_EXPORTER_OTLP_CERTIFICATE");
+	cfg->otlp_ca = v && *v ? v : NULL;
+	v = getenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+	cfg->otlp_client_cert = v && *v ? v : NULL;
+	v = getenv("OTEL_EXPORTER_OTLP_CLIENT_KEY");
+	cfg->otlp_client_key = v && *v ? v : NULL;
 }
 
 void config__usage(FILE *out)

@@ -30,6 +30,7 @@ struct config {
 	const char *control_socket; /* "" = none */
 	bool control_socket_set;    /* given explicitly: failing to open it is fatal */
 	uint32_t ringbuf_bytes;
+	uint32_t max_decoded_bytes; /* per compressed body; 0: DECODE_DEFAULT_MAX_OUT (64 MiB) */
 	uint64_t request_timeout_ns;
 	uint64_t idle_timeout_ns;
 	int stats_interval_s;
@@ -42,8 +43,28 @@ struct config {
 	const char *fingerprint_key; /* file with the per-install API-key fingerprint secret */
 	struct config_list tenant_headers;
 
+	/* metrics and export (issue 4) */
+	const char *prometheus;       /* --prometheus ADDR:PORT; NULL: no scrape endpoint */
+	int metrics_interval_s;       /* OTLP metrics push period; 0: default (10 s) */
+	int metrics_max_series;       /* attribute sets per metric; 0: default (2000) */
+	const char *otlp_compression; /* NULL: $OTEL_EXPORTER_OTLP_COMPRESSION, else gzip */
+
+	/* audit and security (issue 6) */
+	const char *audit_path;       /* --audit FILE: hash-chained JSON lines; NULL: off */
+	uint32_t audit_max_bytes;     /* rotate past this; 0: 100 MiB */
+	int audit_keep;               /* rotated files kept; 0: 5 */
+	int audit_fsync_ms;           /* fdatasync period; 0: after every record */
+	const char *policy_path;      /* --policy FILE (JSON) */
+	bool capture_content;         /* export prompts and completions (redacted) */
+	uint32_t content_max_bytes;   /* per content attribute; 0: 16 KiB */
+	struct config_list redact;    /* extra POSIX ERE secret patterns */
+	const char *otlp_ca;          /* PEM CA bundle for the OTLP endpoint */
+	const char *otlp_client_cert; /* PEM client certificate (mutual TLS) */
+	const char *otlp_client_key;  /* PEM private key of the client certificate */
+	bool keep_caps;               /* do not drop capabilities after attaching */
+
 	/* Strings read from the config file, freed by config__free. */
-	char *owned[64];
+	char *owned[256];
 	int n_owned;
 };
 

@@ -16,8 +16,19 @@
 #include "config.h"
 #include "conn/conn.h"
 #include "export/export.h"
+#include "export/metrics.h"
 #include "llm/llm.h"
+#include "proto/decode.h"
+#include "proto/http2.h"
 #include "span/builder.h"
+#include "llm/tenant.h"
+#include "span/pricing.h"
+#include "audit/judge.h"
+#include "audit/privs.h"
+#include "export/audit.h"
+#include "export/otlp_http.h"
+#include "llm/content.h"
+#include "util/redact.h"
 
 #define MAX_EXPORTERS 8
 #define NS_PER_SEC 1000000000ull
@@ -31,10 +42,22 @@ struct pipeline {
 	struct exporter *exporters[MAX_EXPORTERS];
 	int n_exporters;
 	struct exporter *control; /* also in exporters[]; gets health lines */
+	struct metrics *metrics;  /* registry of the "metrics" exporter (in exporters[]), or NULL */
 	uint64_t spans_built;
+	/* audit (issue 6): process facts, the policy and the judge; NULL when not asked for */
+	struct proc_table *procs;
+	struct policy *policy;
+	struct audit_judge *judge;
 };
 
 static volatile sig_atomic_t exiting;
+
+static volatile sig_atomic_t reload_pricing; /* SIGHUP: read the pricing table again */
+
+static void on_hup(int sig)
+{
+	reload_pricing = 1;
+}
 
 static void on_signal(int sig)
 {
@@ -58,6 +81,8 @@ static void on_llm_call(void *ctx, const struct llm_call *call)
 
 	if (!s)
 		return;
+	if (p->judge)
+		audit_judge__span(p->judge, s); /* shadow AI and policy verdict, before any export */
 	for (int i = 0; i < p->n_exporters; i++)
 		p->exporters[i]->ops->export(p->exporters[i], s);
 	p->spans_built++;
@@ -87,10 +112,82 @@ static void on_proc(void *ctx, const struct cap_proc *pe)
 		/* Read the process facts now: short-lived clients are gone by the time their
 		 * call is reported. */
 		span_builder__learn_process(p->spans, pe->pid, pe->comm);
+		if (p->procs)
+			proc_table__learn(p->procs, pe->pid, pe->ppid);
 		return;
 	}
 	conn_table__on_exit(p->conns, pe->pid, pe->ts_ns);
 	span_builder__forget_process(p->spans, pe->pid);
+	if (p->procs)
+		proc_table__exit(p->procs, pe->pid, pe->ts_ns);
+}
+
+/* ---- cost and attribution: process-wide settings of llm/tenant.c and span/pricing.c ------- */
+
+static int attribution__open(const struct config *cfg)
+{
+	struct sigaction hup = { .sa_handler = on_hup };
+
+	if (pricing__init(cfg->pricing_path))
+		return -EINVAL;
+	if (tenant__configure(cfg->tenant_headers.v, cfg->tenant_headers.n))
+		return -EINVAL;
+	tenant__load_secret(cfg->fingerprint_key); /* warns and goes on without the file */
+	sigaction(SIGHUP, &hup, NULL);
+	return 0;
+}
+
+static void attribution__close(struct config *cfg)
+{
+	pricing__exit();
+	tenant__exit();
+	config__free(cfg);
+}
+
+/* ---- audit and security: process-wide settings and the judge (issue 6) -------------------- */
+
+static int security__content(const struct config *cfg)
+{
+	struct content_opts co = { .enabled = cfg->capture_content,
+				   .max_bytes = cfg->content_max_bytes };
+
+	for (int i = 0; i < cfg->redact.n; i++)
+		if (redact__add_pattern(cfg->redact.v[i]))
+			return -EINVAL;
+	content__configure(&co);
+	return 0;
+}
+
+static int security__otlp_tls(const struct config *cfg)
+{
+	const char *files[] = { cfg->otlp_ca, cfg->otlp_client_cert, cfg->otlp_client_key };
+
+	for (int i = 0; i < 3; i++) {
+		if (files[i] && access(files[i], R_OK)) {
+			fprintf(stderr, "tokentap: cannot read OTLP TLS file %s: %s\n", files[i],
+				strerror(errno));
+			return -EINVAL;
+		}
+	}
+	if (!cfg->otlp_client_cert != !cfg->otlp_client_key) {
+		fprintf(stderr, "tokentap: --otlp-client-cert and --otlp-client-key go together\n");
+		return -EINVAL;
+	}
+	otlp_http__set_tls(cfg->otlp_ca, cfg->otlp_client_cert, cfg->otlp_client_key);
+	return 0;
+}
+
+static int security__open(struct pipeline *p, const struct config *cfg)
+{
+	if (security__content(cfg) || security__otlp_tls(cfg))
+		return -EINVAL;
+	if (cfg->policy_path && !(p->policy = policy__load(cfg->policy_path)))
+		return -EINVAL;
+	if (!cfg->audit_path && !p->policy)
+		return 0;
+	p->procs = proc_table__new(NULL);
+	p->judge = audit_judge__new(p->procs, p->policy);
+	return p->procs && p->judge ? 0 : -ENOMEM;
 }
 
 /* ---- pipeline ---------------------------------------------------------------------------- */
@@ -138,6 +235,78 @@ static void pipeline__send_health(struct pipeline *p)
 	socket_exporter__send_health(p->control, &h);
 }
 
+/* Flag or file, then the OTLP environment; gzip unless told otherwise. */
+static const char *otlp_compression(const struct config *cfg)
+{
+	const char *env = getenv("OTEL_EXPORTER_OTLP_COMPRESSION");
+
+	if (cfg->otlp_compression)
+		return cfg->otlp_compression;
+	return env && *env ? env : "gzip";
+}
+
+/* Metrics are kept when something reads them: Prometheus scrapes or OTLP metrics pushes. */
+static int pipeline__add_metrics(struct pipeline *p, const struct config *cfg)
+{
+	struct metrics_opts mo = {
+		.max_series = cfg->metrics_max_series,
+		.otlp_endpoint = cfg->otlp_endpoint,
+		.otlp_headers = cfg->otlp_headers,
+		.otlp_compression = otlp_compression(cfg),
+		.interval_s = cfg->metrics_interval_s,
+		.prometheus = cfg->prometheus,
+	};
+
+	if (!cfg->prometheus && !cfg->otlp_endpoint)
+		return 0;
+	p->exporters[p->n_exporters] = metrics_exporter__new(&mo, &p->metrics);
+	if (!p->exporters[p->n_exporters])
+		return -EINVAL;
+	p->n_exporters++;
+	return 0;
+}
+
+/* tokentap's own counters, for the metrics outlets; the first call also marks it ready. */
+static void pipeline__publish_metrics(struct pipeline *p, const struct capture_stats *cs)
+{
+	struct metrics_health h = { .spans = p->spans_built, .llm_calls = llm__stats()->calls,
+				    .json_errors = llm__stats()->json_errors };
+	struct conn_stats ns;
+
+	conn_table__stats(p->conns, &ns);
+	h.events = cs->events;
+	h.bytes = cs->bytes;
+	h.lost_records = cs->lost_records;
+	h.lost_bytes = cs->lost_bytes;
+	h.malformed_records = cs->malformed_records;
+	h.attached_files = cs->attached_files;
+	h.attach_failures = cs->attach_failures;
+	h.conns_open = ns.open;
+	h.gaps = ns.gaps;
+	h.gap_bytes = ns.gap_bytes;
+	h.parse_errors = ns.parse_errors;
+	h.not_http = ns.not_http;
+	for (int i = 0; i < p->n_exporters && h.n_exporters < METRICS_MAX_EXPORTERS; i++) {
+		struct metrics_exporter_health *x = &h.exporters[h.n_exporters++];
+		struct export_stats es = {};
+
+		p->exporters[i]->ops->stats(p->exporters[i], &es);
+		snprintf(x->name, sizeof(x->name), "%s", p->exporters[i]->ops->name);
+		x->exported = es.exported;
+		x->dropped = es.dropped;
+		x->errors = es.errors;
+	}
+	metrics__set_health(p->metrics, &h);
+}
+
+static void pipeline__tick_metrics(struct pipeline *p)
+{
+	struct capture_stats cs = {};
+
+	capture__stats(p->capture, &cs);
+	pipeline__publish_metrics(p, &cs);
+}
+
 static int pipeline__add_exporters(struct pipeline *p, const struct config *cfg)
 {
 	if (!strcmp(cfg->format, "json"))
@@ -145,13 +314,27 @@ static int pipeline__add_exporters(struct pipeline *p, const struct config *cfg)
 	else
 		p->exporters[p->n_exporters++] = text_exporter__new(stdout);
 	if (cfg->otlp_endpoint) {
-		struct otlp_opts o = { .endpoint = cfg->otlp_endpoint, .headers = cfg->otlp_headers };
+		struct otlp_opts o = { .endpoint = cfg->otlp_endpoint, .headers = cfg->otlp_headers,
+				       .compression = otlp_compression(cfg) };
 
 		p->exporters[p->n_exporters] = otlp_exporter__new(&o);
 		if (!p->exporters[p->n_exporters])
 			return -EINVAL;
 		p->n_exporters++;
 	}
+	if (cfg->audit_path) {
+		struct audit_opts ao = { .path = cfg->audit_path, .max_bytes = cfg->audit_max_bytes,
+					 .keep = cfg->audit_keep,
+					 .fsync_interval_ms = cfg->audit_fsync_ms,
+					 .procs = p->procs };
+
+		p->exporters[p->n_exporters] = audit_exporter__new(&ao);
+		if (!p->exporters[p->n_exporters])
+			return -EINVAL;
+		p->n_exporters++;
+	}
+	if (pipeline__add_metrics(p, cfg))
+		return -EINVAL;
 	if (pipeline__add_control(p, cfg))
 		return -EINVAL;
 	for (int i = 0; i < p->n_exporters; i++)
@@ -185,14 +368,38 @@ static int pipeline__open(struct pipeline *p, const struct config *cfg)
 	};
 	int err;
 
+	decode__set_max_out(cfg->max_decoded_bytes); /* 0: the default */
 	p->spans = span_builder__new(&so);
 	p->conns = conn_table__new(&co, on_llm_call, p);
 	if (!p->spans || !p->conns)
 		return -ENOMEM;
+	err = security__open(p, cfg);
+	if (err)
+		return err;
 	err = pipeline__add_exporters(p, cfg);
 	if (err)
 		return err;
 	return capture__open(&p->capture, &capo, &sink);
+}
+
+/* HTTP/2 and content decoding: what loss and odd input cost (README, "HTTP/2"). */
+static void pipeline__print_proto_stats(const struct conn_stats *ns)
+{
+	const struct http2_stats *h2 = http2__totals();
+	const struct decode_stats *ds = decode__stats();
+
+	fprintf(stderr,
+		" h2_conns=%llu h2_midstream=%llu h2_streams=%llu h2_gaps=%llu h2_hpack_resets=%llu"
+		" h2_hpack_failures=%llu h2_lost_requests=%llu h2_refused=%llu h2_parse_errors=%llu"
+		" decoded=%llu decode_corrupt=%llu decode_truncated=%llu decode_capped=%llu"
+		" decode_unsupported=%llu",
+		(unsigned long long)ns->http2, (unsigned long long)ns->http2_midstream,
+		(unsigned long long)h2->requests, (unsigned long long)h2->gaps,
+		(unsigned long long)h2->hpack_resets, (unsigned long long)h2->hpack_failures,
+		(unsigned long long)h2->lost_requests, (unsigned long long)h2->refused,
+		(unsigned long long)h2->parse_errors, (unsigned long long)ds->decoders,
+		(unsigned long long)ds->corrupt, (unsigned long long)ds->truncated,
+		(unsigned long long)ds->capped, (unsigned long long)ds->unsupported);
 }
 
 static void pipeline__print_stats(struct pipeline *p, const struct capture_stats *cap)
@@ -218,6 +425,13 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		(unsigned long long)ns.not_http, (unsigned long long)ns.server_side,
 		(unsigned long long)ls->calls, (unsigned long long)ls->json_errors,
 		(unsigned long long)p->spans_built);
+	pipeline__print_proto_stats(&ns);
+	fprintf(stderr,
+		" plain_rung=%s plain_records=%llu plain_bytes=%llu plain_socks_llm=%llu "
+		"plain_socks_other=%llu",
+		cs.plain_rung ? cs.plain_rung : "-", (unsigned long long)cs.plain_records,
+		(unsigned long long)cs.plain_bytes, (unsigned long long)cs.plain_socks_llm,
+		(unsigned long long)cs.plain_socks_other);
 	for (int i = 0; i < p->n_exporters; i++) {
 		struct export_stats es = {};
 
@@ -233,6 +447,8 @@ static void pipeline__run(struct pipeline *p, const struct config *cfg)
 {
 	uint64_t last_tick = now_mono_ns(), last_stats = last_tick;
 
+	if (p->metrics)
+		pipeline__tick_metrics(p); /* ready: Prometheus /healthz answers 200 from now on */
 	while (!exiting) {
 		int n = capture__poll(p->capture, 100);
 		uint64_t now = now_mono_ns();
@@ -241,10 +457,18 @@ static void pipeline__run(struct pipeline *p, const struct config *cfg)
 			fprintf(stderr, "tokentap: polling the ring buffer failed: %s\n", strerror(-n));
 			break;
 		}
+		if (reload_pricing) {
+			reload_pricing = 0;
+			pricing__reload(); /* keeps the current table when the file is bad */
+		}
 		if (now - last_tick >= NS_PER_SEC) {
 			conn_table__tick(p->conns, now);
+			if (p->procs)
+				proc_table__tick(p->procs, now);
 			if (p->control)
 				pipeline__send_health(p);
+			if (p->metrics)
+				pipeline__tick_metrics(p);
 			last_tick = now;
 		}
 		if (cfg->stats_interval_s &&
@@ -273,6 +497,9 @@ static void pipeline__close(struct pipeline *p, const struct config *cfg)
 	for (int i = 0; i < p->n_exporters; i++) {
 		if (!p->exporters[i])
 			continue;
+		/* The last OTLP metrics push carries the totals after the flushes before it. */
+		if (p->metrics && was_running)
+			pipeline__publish_metrics(p, &cs);
 		p->exporters[i]->ops->flush(p->exporters[i], cfg->flush_deadline_ms);
 	}
 	if (was_running)
@@ -283,6 +510,10 @@ static void pipeline__close(struct pipeline *p, const struct config *cfg)
 	/* Calls still open at shutdown were not finished: they are not reported as failures. */
 	conn_table__free(p->conns);
 	span_builder__free(p->spans);
+	audit_judge__free(p->judge);
+	policy__free(p->policy);
+	proc_table__free(p->procs);
+	redact__clear_patterns();
 }
 
 /*
@@ -335,14 +566,22 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (attribution__open(&cfg))
+		return 1;
 
+	if (privs__check_start())
+		return 1;
 	err = pipeline__open(&p, &cfg);
 	if (err) {
 		pipeline__close(&p, &cfg);
 		return 1;
 	}
+	/* Attached: from here on only what attaching to new executables needs. */
+	if (!cfg.keep_caps)
+		privs__drop_after_attach(cfg.verbose);
 	fprintf(stderr, "tokentap: ready\n");
 	pipeline__run(&p, &cfg);
 	pipeline__close(&p, &cfg);
+	attribution__close(&cfg);
 	return 0;
 }

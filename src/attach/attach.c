@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Discovery and attachment of the OpenSSL probes. Every file is examined once per identity
+ * Discovery and attachment of the TLS probes (OpenSSL, GnuTLS). Every file is examined once per identity
  * (device, inode, size, mtime: a deleted file's inode number can come back as a new file) and the
  * verdict is remembered, so the exec storm of a busy host costs a stat() per mapped file.
  */
@@ -27,10 +27,13 @@ static const char *const fn_names[ATTACH_FN__COUNT] = {
     [ATTACH_FN_SSL_WRITE] = "SSL_write",       [ATTACH_FN_SSL_READ] = "SSL_read",
     [ATTACH_FN_SSL_WRITE_EX] = "SSL_write_ex", [ATTACH_FN_SSL_READ_EX] = "SSL_read_ex",
     [ATTACH_FN_SSL_FREE] = "SSL_free",
+    [ATTACH_FN_GNUTLS_SEND] = "gnutls_record_send",
+    [ATTACH_FN_GNUTLS_RECV] = "gnutls_record_recv",
+    [ATTACH_FN_GNUTLS_DEINIT] = "gnutls_deinit",
 };
 
-/* Where distributions put the system OpenSSL: processes started later will map these. */
-static const char *const std_libssl[] = {
+/* Where distributions put the system OpenSSL and GnuTLS: processes started later map these. */
+static const char *const std_tls_libs[] = {
     "/usr/lib/x86_64-linux-gnu/libssl.so.3",
     "/lib/x86_64-linux-gnu/libssl.so.3",
     "/usr/lib/x86_64-linux-gnu/libssl.so.1.1",
@@ -43,6 +46,11 @@ static const char *const std_libssl[] = {
     "/usr/lib/libssl.so.1.1",
     "/lib/libssl.so.3",
     "/lib/libssl.so.1.1",
+    "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+    "/lib/x86_64-linux-gnu/libgnutls.so.30",
+    "/usr/lib/aarch64-linux-gnu/libgnutls.so.30",
+    "/usr/lib64/libgnutls.so.30",
+    "/usr/lib/libgnutls.so.30",
 };
 
 /* Delays after an exec at which the process's mappings are examined again. */
@@ -218,13 +226,35 @@ static struct attached_file *attach__new_file(struct attach *a, const char *path
 	return f->path ? f : NULL;
 }
 
-static bool offs_have_tls(const uint64_t *offs)
+static bool offs_have_openssl(const uint64_t *offs)
 {
 	return (offs[ATTACH_FN_SSL_WRITE] || offs[ATTACH_FN_SSL_WRITE_EX]) &&
 	       (offs[ATTACH_FN_SSL_READ] || offs[ATTACH_FN_SSL_READ_EX]);
 }
 
-static int attach__elf(struct attach *a, const char *path, const uint64_t *offs)
+static bool offs_have_gnutls(const uint64_t *offs)
+{
+	return offs[ATTACH_FN_GNUTLS_SEND] && offs[ATTACH_FN_GNUTLS_RECV];
+}
+
+/* Which library the file carries: a library's probes go on only when its write and read entry
+ * points are both there; stray names of the other one are dropped. */
+static const char *offs__library(uint64_t *offs)
+{
+	bool ossl = offs_have_openssl(offs), gnutls = offs_have_gnutls(offs);
+	int i;
+
+	for (i = 0; i < ATTACH_FN__COUNT; i++) {
+		bool is_gnutls = i >= ATTACH_FN_GNUTLS_SEND;
+
+		if ((is_gnutls && !gnutls) || (!is_gnutls && !ossl))
+			offs[i] = 0;
+	}
+	return ossl && gnutls ? "OpenSSL+GnuTLS" : ossl ? "OpenSSL" : gnutls ? "GnuTLS" : NULL;
+}
+
+static int attach__elf(struct attach *a, const char *path, const uint64_t *offs,
+		       const char *library)
 {
 	struct attached_file *f = attach__new_file(a, path);
 	int err;
@@ -242,7 +272,8 @@ static int attach__elf(struct attach *a, const char *path, const uint64_t *offs)
 	}
 	a->nfiles++;
 	if (a->verbose)
-		fprintf(stderr, "tokentap: OpenSSL probes attached to %s (%s)\n", path, f->method);
+		fprintf(stderr, "tokentap: %s probes attached to %s (%s)\n", library, path,
+			f->method);
 	return 1;
 }
 
@@ -258,6 +289,7 @@ static void file_key__from_stat(struct file_key *k, const struct stat *st)
 int attach__file(struct attach *a, const char *path)
 {
 	uint64_t offs[ATTACH_FN__COUNT];
+	const char *library;
 	struct file_key key;
 	struct stat st;
 	int n, err;
@@ -272,9 +304,10 @@ int attach__file(struct attach *a, const char *path)
 	n = elf_syms__lookup(path, fn_names, ATTACH_FN__COUNT, offs);
 	if (n < 0)
 		return n; /* unreadable now; not remembered, a later scan may succeed */
-	if (!offs_have_tls(offs))
+	library = offs__library(offs);
+	if (!library)
 		return seen__put(a, &key, FILE_NO_TLS);
-	err = attach__elf(a, path, offs);
+	err = attach__elf(a, path, offs, library);
 	seen__put(a, &key, err < 0 ? FILE_FAILED : FILE_ATTACHED);
 	return err;
 }
@@ -358,8 +391,8 @@ int attach__scan_all(struct attach *a)
 	size_t i;
 	DIR *d;
 
-	for (i = 0; i < sizeof(std_libssl) / sizeof(std_libssl[0]); i++)
-		attach__file(a, std_libssl[i]);
+	for (i = 0; i < sizeof(std_tls_libs) / sizeof(std_tls_libs[0]); i++)
+		attach__file(a, std_tls_libs[i]);
 	d = opendir("/proc");
 	if (!d)
 		return -errno;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * attach/: finds every file that carries OpenSSL (shared libssl, or an executable such as `node`
- * with OpenSSL linked in and its symbols kept) and attaches the TLS probes to it once per
+ * with OpenSSL linked in and its symbols kept) or GnuTLS (libgnutls.so.30, found by its
+ * gnutls_record_send/recv symbols like any other file) and attaches the TLS probes to it once per
  * (device, inode) with pid -1, so every process mapping the file is covered.
  */
 #ifndef TOKENTAP_ATTACH_H
@@ -13,14 +14,17 @@
 
 struct bpf_program;
 
-/* OpenSSL entry points, in the order of attach_progs' arrays. */
+/* TLS library entry points, in the order of attach_progs' arrays. */
 enum attach_fn {
 	ATTACH_FN_SSL_WRITE = 0,
 	ATTACH_FN_SSL_READ = 1,
 	ATTACH_FN_SSL_WRITE_EX = 2,
 	ATTACH_FN_SSL_READ_EX = 3,
 	ATTACH_FN_SSL_FREE = 4,
-	ATTACH_FN__COUNT = 5,
+	ATTACH_FN_GNUTLS_SEND = 5,   /* gnutls_record_send */
+	ATTACH_FN_GNUTLS_RECV = 6,   /* gnutls_record_recv */
+	ATTACH_FN_GNUTLS_DEINIT = 7, /* gnutls_deinit */
+	ATTACH_FN__COUNT = 8,
 };
 
 /* The loaded programs to attach per function; ret[] NULL where no return probe is wanted. */

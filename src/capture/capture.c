@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * capture/: loads the BPF side (skeleton lifecycle: open, set rodata and sizes, load, attach),
- * picks the socket rung by probing, polls the ring buffer and hands each record to the sink.
- * Record decoding lives in record.c.
+ * picks the socket rung by probing, attaches the plain HTTP capture (bpf/plain.bpf.c), polls the
+ * ring buffer and hands each record to the sink. Record decoding lives in record.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,8 +24,14 @@
 
 #define CAPTURE_RINGBUF_DEFAULT (8u << 20)
 #define CAPTURE_RINGBUF_MAX (1u << 30)
-#define CAPTURE_LINKS_MAX 32
+#define CAPTURE_LINKS_MAX 64
 #define BTF_VMLINUX "/sys/kernel/btf/vmlinux"
+/*
+ * The kernel wakes us only when unread records cross min(ring/8, CAPTURE_WAKEUP_MAX) bytes
+ * (wakeup_bytes in bpf/tokentap.bpf.h); below that, records wait at most CAPTURE_DRAIN_MS.
+ */
+#define CAPTURE_WAKEUP_MAX (256u << 10)
+#define CAPTURE_DRAIN_MS 50
 
 /* One rung of the socket attach ladder: the programs whose names start with `prefix`. */
 struct sock_rung {
@@ -40,6 +46,10 @@ static const struct sock_rung sock_rungs[] = {
 };
 #define SOCK_RUNGS (sizeof(sock_rungs) / sizeof(sock_rungs[0]))
 
+/* Plain HTTP capture: syscall tracepoints and the TCP close tracepoint (bpf/plain.bpf.c). */
+#define PLAIN_PREFIX "tp_plain_"
+#define PLAIN_RUNG "tracepoint"
+
 struct capture {
 	struct tokentap_bpf *skel;
 	struct ring_buffer *rb;
@@ -48,7 +58,9 @@ struct capture {
 	struct bpf_link *links[CAPTURE_LINKS_MAX]; /* socket and process programs */
 	int nlinks;
 	const char *rung;
+	const char *plain_rung; /* NULL: plain capture off */
 	uint64_t events, bytes, malformed;
+	uint64_t plain_records, plain_bytes;
 	bool verbose;
 };
 
@@ -133,6 +145,11 @@ static const struct sock_rung *sock_rung__of(const struct bpf_program *prog)
 	return NULL;
 }
 
+static bool prog__is_plain(const struct bpf_program *prog)
+{
+	return strncmp(bpf_program__name(prog), PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0;
+}
+
 static int capture__link(struct capture *c, struct bpf_program *prog)
 {
 	struct bpf_link *link;
@@ -155,7 +172,7 @@ static void capture__unload(struct capture *c)
 }
 
 static int capture__load(struct capture *c, const struct capture_opts *opts,
-			 const struct sock_rung *rung)
+			 const struct sock_rung *rung, bool plain)
 {
 	struct bpf_program *prog;
 	int err;
@@ -164,6 +181,9 @@ static int capture__load(struct capture *c, const struct capture_opts *opts,
 	if (!c->skel)
 		return errno ? -errno : -EINVAL;
 	c->skel->rodata->self_tgid = opts->self_pid ? opts->self_pid : (uint32_t)getpid();
+	c->skel->rodata->wakeup_bytes = capture__ringbuf_size(opts->ringbuf_bytes) / 8;
+	if (c->skel->rodata->wakeup_bytes > CAPTURE_WAKEUP_MAX)
+		c->skel->rodata->wakeup_bytes = CAPTURE_WAKEUP_MAX;
 	err = bpf_map__set_max_entries(c->skel->maps.events,
 				       capture__ringbuf_size(opts->ringbuf_bytes));
 	bpf_object__for_each_program(prog, c->skel->obj)
@@ -172,6 +192,8 @@ static int capture__load(struct capture *c, const struct capture_opts *opts,
 
 		if (r && !err)
 			err = bpf_program__set_autoload(prog, r == rung);
+		if (!err && prog__is_plain(prog))
+			err = bpf_program__set_autoload(prog, plain);
 	}
 	return err ? err : tokentap_bpf__load(c->skel);
 }
@@ -191,9 +213,9 @@ static int capture__attach_sock(struct capture *c, const struct sock_rung *rung)
 
 /* Loads the skeleton with one rung's socket programs and attaches them; unloads on failure. */
 static int capture__try_rung(struct capture *c, const struct capture_opts *opts,
-			     const struct sock_rung *rung, char *why, size_t why_len)
+			     const struct sock_rung *rung, bool plain, char *why, size_t why_len)
 {
-	int err = capture__load(c, opts, rung);
+	int err = capture__load(c, opts, rung, plain);
 	const char *step = "load";
 
 	if (!err) {
@@ -207,23 +229,44 @@ static int capture__try_rung(struct capture *c, const struct capture_opts *opts,
 	return err;
 }
 
-static int capture__pick_rung(struct capture *c, const struct capture_opts *opts)
+/* Walks the ladder once, with or without the plain capture programs. */
+static int capture__ladder(struct capture *c, const struct capture_opts *opts, bool plain,
+			   char *tried, size_t tried_len)
 {
-	char why[SOCK_RUNGS][128] = {}, tried[3 * 128 + 8] = "";
+	char why[128];
 	int err = -ENOENT;
 	size_t i;
 
 	for (i = 0; i < SOCK_RUNGS; i++) {
 		if (opts->sock_rung && strcmp(opts->sock_rung, sock_rungs[i].name) != 0)
 			continue;
-		err = capture__try_rung(c, opts, &sock_rungs[i], why[i], sizeof(why[i]));
+		err = capture__try_rung(c, opts, &sock_rungs[i], plain, why, sizeof(why));
 		if (!err) {
 			c->rung = sock_rungs[i].name;
 			break;
 		}
 		if (*tried)
-			strcat(tried, "; ");
-		strcat(tried, why[i]);
+			strncat(tried, "; ", tried_len - strlen(tried) - 1);
+		strncat(tried, why, tried_len - strlen(tried) - 1);
+	}
+	return err;
+}
+
+static int capture__pick_rung(struct capture *c, const struct capture_opts *opts)
+{
+	char tried[6 * 128 + 16] = "";
+	int err;
+
+	err = capture__ladder(c, opts, !opts->no_plain, tried, sizeof(tried));
+	/* The plain programs are the newest and largest: a kernel whose verifier refuses them
+	 * still gets TLS capture. */
+	if (err && err != -ENOENT && !opts->no_plain && !(err == -EPERM && geteuid() != 0)) {
+		err = capture__ladder(c, opts, false, tried, sizeof(tried));
+		if (!err)
+			fprintf(stderr, "tokentap: plain HTTP capture off: its programs do not load "
+					"on this kernel\n");
+	} else if (!err && !opts->no_plain) {
+		c->plain_rung = PLAIN_RUNG;
 	}
 	if (err == -ENOENT && opts->sock_rung && !*tried) {
 		fprintf(stderr, "tokentap: unknown socket rung '%s' (fentry, kprobe, tracepoint)\n",
@@ -264,6 +307,10 @@ static int capture__on_record(void *ctx, void *data, size_t size)
 	if (h.kind == TT_EV_DATA) {
 		memcpy(&d, data, TT_DATA_HDR_SIZE);
 		c->bytes += d.data_len;
+		if (h.source == TT_SRC_PLAINTEXT) {
+			c->plain_records++;
+			c->plain_bytes += d.data_len;
+		}
 	}
 	return 0;
 }
@@ -274,9 +321,12 @@ static int capture__attach_tls(struct capture *c)
 	struct attach_progs progs = {
 	    .entry = {s->progs.uprobe_ssl_write, s->progs.uprobe_ssl_read,
 		      s->progs.uprobe_ssl_write_ex, s->progs.uprobe_ssl_read_ex,
-		      s->progs.uprobe_ssl_free},
+		      s->progs.uprobe_ssl_free, s->progs.uprobe_gnutls_record_send,
+		      s->progs.uprobe_gnutls_record_recv, s->progs.uprobe_gnutls_deinit},
 	    .ret = {s->progs.uretprobe_ssl_write, s->progs.uretprobe_ssl_read,
-		    s->progs.uretprobe_ssl_write_ex, s->progs.uretprobe_ssl_read_ex, NULL},
+		    s->progs.uretprobe_ssl_write_ex, s->progs.uretprobe_ssl_read_ex, NULL,
+		    s->progs.uretprobe_gnutls_record_send, s->progs.uretprobe_gnutls_record_recv,
+		    NULL},
 	};
 
 	c->attach = attach__new(&progs, c->verbose);
@@ -284,9 +334,34 @@ static int capture__attach_tls(struct capture *c)
 		return -ENOMEM;
 	if (attach__scan_all(c->attach) > 0)
 		return 0;
-	fprintf(stderr, "tokentap: no OpenSSL found (no libssl.so.3/1.1 in the standard places and "
-			"no running process maps a file with SSL_write/SSL_read)\n");
-	return -ENOENT;
+	fprintf(stderr, "tokentap: no OpenSSL or GnuTLS found (no libssl.so.3/1.1 or libgnutls.so.30 "
+			"in the standard places and no running process maps a file with "
+			"SSL_write/SSL_read or gnutls_record_send/recv)%s\n",
+		c->plain_rung ? ": capturing plain HTTP only" : "");
+	return c->plain_rung ? 0 : -ENOENT;
+}
+
+/* Plain capture is an extra: when its tracepoints cannot attach, TLS capture goes on. */
+static void capture__attach_plain(struct capture *c)
+{
+	struct bpf_program *prog;
+	int first = c->nlinks, err = 0, i;
+
+	if (!c->plain_rung)
+		return;
+	bpf_object__for_each_program(prog, c->skel->obj)
+	{
+		if (!err && prog__is_plain(prog))
+			err = capture__link(c, prog);
+	}
+	if (!err)
+		return;
+	fprintf(stderr, "tokentap: plain HTTP capture off: cannot attach its tracepoints: %s\n",
+		strerror(-err));
+	for (i = first; i < c->nlinks; i++)
+		bpf_link__destroy(c->links[i]);
+	c->nlinks = first;
+	c->plain_rung = NULL;
 }
 
 static int capture__start(struct capture *c, const struct capture_opts *opts)
@@ -308,6 +383,7 @@ static int capture__start(struct capture *c, const struct capture_opts *opts)
 			strerror(-err));
 		return err;
 	}
+	capture__attach_plain(c);
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), capture__on_record, c, NULL);
 	if (!c->rb) {
 		err = errno ? -errno : -ENOMEM;
@@ -346,10 +422,15 @@ int capture__open(struct capture **out, const struct capture_opts *opts,
 
 int capture__poll(struct capture *c, int timeout_ms)
 {
-	int n = ring_buffer__poll(c->rb, attach__next_due_ms(c->attach, timeout_ms));
+	int n, m;
 
+	if (timeout_ms < 0 || timeout_ms > CAPTURE_DRAIN_MS)
+		timeout_ms = CAPTURE_DRAIN_MS;
+	n = ring_buffer__poll(c->rb, attach__next_due_ms(c->attach, timeout_ms));
+	/* Records made without a wakeup are there even when the wait timed out. */
+	m = n >= 0 ? ring_buffer__consume(c->rb) : 0;
 	attach__run_pending(c->attach);
-	return n;
+	return n < 0 ? n : n + (m > 0 ? m : 0);
 }
 
 static void capture__sum_drops(struct capture *c, struct capture_stats *st)
@@ -371,6 +452,27 @@ static void capture__sum_drops(struct capture *c, struct capture_stats *st)
 	free(vals);
 }
 
+static void capture__sum_plain(struct capture *c, struct capture_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals, sum[TT_PLAIN__COUNT] = {};
+	__u32 k;
+	int i;
+
+	if (!c->plain_rung || ncpu <= 0 || !(vals = calloc((size_t)ncpu, sizeof(*vals))))
+		return;
+	for (k = 0; k < TT_PLAIN__COUNT; k++) {
+		if (bpf_map__lookup_elem(c->skel->maps.plain_counters, &k, sizeof(k), vals,
+					 (size_t)ncpu * sizeof(*vals), 0))
+			continue;
+		for (i = 0; i < ncpu; i++)
+			sum[k] += vals[i];
+	}
+	free(vals);
+	st->plain_socks_llm = sum[TT_PLAIN_SOCKS_LLM];
+	st->plain_socks_other = sum[TT_PLAIN_SOCKS_OTHER];
+}
+
 void capture__stats(struct capture *c, struct capture_stats *st)
 {
 	struct attach_stats as;
@@ -380,8 +482,13 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 	st->bytes = c->bytes;
 	st->malformed_records = c->malformed;
 	st->sock_rung = c->rung;
-	if (c->skel)
+	st->plain_rung = c->plain_rung;
+	st->plain_records = c->plain_records;
+	st->plain_bytes = c->plain_bytes;
+	if (c->skel) {
 		capture__sum_drops(c, st);
+		capture__sum_plain(c, st);
+	}
 	st->lost_records = st->drops[TT_DROP_RINGBUF_RECORDS] + st->drops[TT_DROP_CONTROL_RECORDS];
 	/* Read errors are counted in bytes too (1 when even the length could not be read). */
 	st->lost_bytes = st->drops[TT_DROP_RINGBUF_BYTES] + st->drops[TT_DROP_TRUNCATED_BYTES] +

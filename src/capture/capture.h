@@ -16,7 +16,8 @@ enum cap_dir {
 	CAP_DIR_READ = 1,  /* bytes it received */
 };
 
-/* Identity of one TLS connection: the process and its SSL*. */
+/* Identity of one connection: the process and its SSL*, gnutls_session_t, or (plaintext) the
+ * kernel's struct sock *. */
 struct cap_conn_key {
 	uint32_t pid;
 	uint32_t _pad;
@@ -73,6 +74,7 @@ struct capture_opts {
 	uint32_t ringbuf_bytes; /* ring buffer size, power of two; 0 = default */
 	bool verbose;           /* let libbpf print */
 	const char *sock_rung;  /* force "fentry", "kprobe" or "tracepoint"; NULL = probe */
+	bool no_plain;          /* do not capture plain HTTP (no TLS) LLM traffic */
 };
 
 struct capture_stats {
@@ -84,6 +86,12 @@ struct capture_stats {
 	const char *sock_rung;       /* which rung of the attach ladder is live */
 	uint32_t attached_files;     /* distinct (dev, inode) with TLS probes */
 	uint32_t attach_failures;
+	/* Plain HTTP (no TLS) capture at the socket layer. */
+	const char *plain_rung;      /* "tracepoint", or NULL when plain capture is off */
+	uint64_t plain_records;      /* TT_EV_DATA records of plaintext sockets received */
+	uint64_t plain_bytes;        /* their payload bytes: 0 while no LLM traffic is plain */
+	uint64_t plain_socks_llm;    /* TCP sockets judged LLM traffic (copied) */
+	uint64_t plain_socks_other;  /* TCP sockets whose first write was not an LLM request */
 };
 
 struct capture;

@@ -10,15 +10,16 @@
 #include <string.h>
 
 #include "conn.h"
-#include "../proto/http1.h"
+#include "../proto/http2.h"
+#include "../proto/parser.h"
 
 #define NS_PER_SEC 1000000000ull
 #define CONN_DETECT_WRITES 4 /* writes without an HTTP/1.x start before giving up */
 
 enum conn_proto {
 	CONN_PROTO_UNKNOWN = 0, /* no byte that starts a message seen yet */
-	CONN_PROTO_HTTP1 = 1,
-	CONN_PROTO_OTHER = 2,   /* not HTTP/1.x: further bytes are dropped unread */
+	CONN_PROTO_HTTP1 = 1,   /* an HTTP parser (1.x or 2, see http_parser__version) */
+	CONN_PROTO_OTHER = 2,   /* not HTTP: further bytes are dropped unread */
 };
 
 struct conn {
@@ -30,7 +31,7 @@ struct conn {
 	uint64_t last_active_ns;
 	enum conn_proto proto;
 	struct llm_conn_info info;
-	struct http1 *http;
+	struct http_parser *http;
 	struct llm_conn *llm;
 };
 
@@ -140,8 +141,8 @@ static void conn__unhash(struct conn_table *t, struct conn *c)
 static void conn__destroy(struct conn_table *t, struct conn *c, uint64_t ts_ns)
 {
 	if (c->http) {
-		http1__close(c->http, ts_ns);
-		http1__free(c->http);
+		http_parser__close(c->http, ts_ns);
+		http_parser__free(c->http);
 	}
 	if (c->llm)
 		llm_conn__free(c->llm);
@@ -200,10 +201,57 @@ static bool starts_response(const struct cap_chunk *ch)
  * starts with something recognisable (capture may begin mid-connection), bytes are skipped.
  * The role comes from which side writes requests: tokentap reports the calls of clients, so
  * the server side of a TLS connection (a local LLM gateway, the test mock) is set aside. */
+static bool conn__start_parser(struct conn_table *t, struct conn *c, enum http_version v)
+{
+	c->llm = llm_conn__new(&c->info, t->cb, t->cb_ctx);
+	c->http = c->llm ? http_parser__new(v, HTTP1_ROLE_CLIENT, llm_conn__sink(c->llm)) : NULL;
+	if (c->http) {
+		c->proto = CONN_PROTO_HTTP1;
+		if (v == HTTP_VERSION_2)
+			t->st.http2++;
+		return true;
+	}
+	if (c->llm)
+		llm_conn__free(c->llm);
+	c->llm = NULL;
+	return false;
+}
+
+/* The HTTP/2 connection preface: written by a client, read by a server (set aside). */
+static void conn__detect_http2(struct conn_table *t, struct conn *c, const struct cap_chunk *ch)
+{
+	if (ch->dir == CAP_DIR_READ) {
+		c->proto = CONN_PROTO_OTHER;
+		t->st.server_side++;
+		return;
+	}
+	if (conn__start_parser(t, c, HTTP_VERSION_2) && c->next_seq[CAP_DIR_READ] > 0)
+		http_parser__gap(c->http, CAP_DIR_READ, 0);
+}
+
+/* A client's write of HTTP/2 frames on a connection that began before capture did: both
+ * directions start by looking for frames, their HPACK tables empty. */
+static bool conn__detect_http2_midstream(struct conn_table *t, struct conn *c,
+					 const struct cap_chunk *ch)
+{
+	if (ch->dir != CAP_DIR_WRITE || !http2__looks_like_frames(ch->data, ch->len))
+		return false;
+	if (conn__start_parser(t, c, HTTP_VERSION_2)) {
+		t->st.http2_midstream++;
+		http_parser__gap(c->http, CAP_DIR_WRITE, 0);
+		http_parser__gap(c->http, CAP_DIR_READ, 0);
+	}
+	return true;
+}
+
 static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_chunk *ch)
 {
 	bool response = starts_response(ch);
 
+	if (http2__is_preface(ch->data, ch->len)) {
+		conn__detect_http2(t, c, ch);
+		return;
+	}
 	if (http1__looks_like_http(ch->data, ch->len)) {
 		if (response == (ch->dir == CAP_DIR_WRITE)) {
 			c->proto = CONN_PROTO_OTHER;
@@ -213,27 +261,18 @@ static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_
 		/* A response before any request: wait for the client's next request. */
 		if (response)
 			return;
-		c->llm = llm_conn__new(&c->info, t->cb, t->cb_ctx);
-		c->http = c->llm ? http1__new(HTTP1_ROLE_CLIENT, llm_conn__sink(c->llm)) : NULL;
-		if (c->http) {
-			c->proto = CONN_PROTO_HTTP1;
-			/* Capture began mid-connection and bytes were already read: they may have
-			 * ended mid-response, so responses start at the next status line. */
-			if (c->next_seq[CAP_DIR_READ] > 0)
-				http1__gap(c->http, CAP_DIR_READ, 0);
-			return;
-		}
-		if (c->llm)
-			llm_conn__free(c->llm);
-		c->llm = NULL;
+		/* Capture began mid-connection and bytes were already read: they may have ended
+		 * mid-response, so responses start at the next status line. */
+		if (conn__start_parser(t, c, HTTP_VERSION_1) && c->next_seq[CAP_DIR_READ] > 0)
+			http_parser__gap(c->http, CAP_DIR_READ, 0);
 		return;
 	}
-	/* Writes that never start an HTTP/1.x message (HTTP/2, another protocol): nothing later
-	 * on this connection will be HTTP/1.x either, so stop looking at it. A few are allowed,
-	 * since capture may begin in the middle of a request body. */
-	if (ch->dir == CAP_DIR_WRITE &&
-	    (++c->unknown_writes >= CONN_DETECT_WRITES ||
-	     (ch->len >= 14 && !memcmp(ch->data, "PRI * HTTP/2.0", 14)))) {
+	if (conn__detect_http2_midstream(t, c, ch))
+		return;
+	/* Writes that start no HTTP message (another protocol): nothing later on this connection
+	 * will be HTTP either, so stop looking at it. A few are allowed, since capture may begin
+	 * in the middle of a request body. */
+	if (ch->dir == CAP_DIR_WRITE && ++c->unknown_writes >= CONN_DETECT_WRITES) {
 		c->proto = CONN_PROTO_OTHER;
 		t->st.not_http++;
 	}
@@ -252,7 +291,7 @@ static long conn__sequence(struct conn_table *t, struct conn *c, const struct ca
 		 * anew. What came between is unknown, so the parser must resynchronise. */
 		t->st.restarts++;
 		if (c->http)
-			http1__gap(c->http, d, 1);
+			http_parser__gap(c->http, d, 1);
 		c->next_seq[d] = 0;
 	}
 	if (end <= c->next_seq[d]) {
@@ -265,7 +304,7 @@ static long conn__sequence(struct conn_table *t, struct conn *c, const struct ca
 		t->st.gaps++;
 		t->st.gap_bytes += lost;
 		if (c->http)
-			http1__gap(c->http, d, lost);
+			http_parser__gap(c->http, d, lost);
 		c->next_seq[d] = ch->seq;
 	}
 	if (ch->seq < c->next_seq[d]) {
@@ -287,7 +326,7 @@ static void conn__feed(struct conn_table *t, struct conn *c, const struct cap_ch
 		t->st.skipped_bytes += len;
 		return;
 	}
-	if (http1__feed(c->http, ch->dir, data, len, ch->call_start_ns, ch->call_end_ns) < 0) {
+	if (http_parser__feed(c->http, ch->dir, data, len, ch->call_start_ns, ch->call_end_ns) < 0) {
 		t->st.parse_errors++;
 		c->proto = CONN_PROTO_OTHER;
 	}
@@ -323,7 +362,7 @@ static void conn__account_tail(struct conn_table *t, struct conn *c, int dir, ui
 	t->st.gaps++;
 	t->st.gap_bytes += final_seq - c->next_seq[dir];
 	if (c->http)
-		http1__gap(c->http, dir, final_seq - c->next_seq[dir]);
+		http_parser__gap(c->http, dir, final_seq - c->next_seq[dir]);
 	c->next_seq[dir] = final_seq;
 }
 
@@ -385,13 +424,13 @@ void conn_table__tick(struct conn_table *t, uint64_t now_ns)
 
 	for (c = t->lru_head; c; c = c->lru_next)
 		if (c->http)
-			http1__expire(c->http, now_ns, t->opts.request_timeout_ns);
+			http_parser__expire(c->http, now_ns, t->opts.request_timeout_ns);
 	/* Oldest first; stop at the first connection still inside the idle window. */
 	for (c = t->lru_tail; c; c = prev) {
 		prev = c->lru_prev;
 		if (now_ns < c->last_active_ns + t->opts.idle_timeout_ns)
 			break;
-		if (c->http && http1__busy(c->http))
+		if (c->http && http_parser__busy(c->http))
 			continue;
 		t->st.evicted_idle++;
 		conn__destroy(t, c, now_ns);
@@ -419,7 +458,7 @@ void conn_table__free(struct conn_table *t)
 	for (c = t->lru_head; c; c = next) {
 		next = c->lru_next;
 		if (c->http)
-			http1__free(c->http);
+			http_parser__free(c->http);
 		if (c->llm)
 			llm_conn__free(c->llm);
 		free(c);

@@ -33,6 +33,8 @@ struct conn_stats {
 	uint64_t restarts;          /* the kernel renumbered a stream (its state was evicted) */
 	uint64_t skipped_bytes;     /* bytes seen before a connection's protocol was known */
 	uint64_t parse_errors;      /* connections whose HTTP parse failed */
+	uint64_t http2;             /* connections parsed as HTTP/2 */
+	uint64_t http2_midstream;   /* ... of which capture began after the connection did */
 };
 
 struct conn_table;

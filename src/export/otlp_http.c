@@ -415,6 +415,29 @@ static int http__append(struct curl_slist **list, const char *line)
 	return 0;
 }
 
+static const char *tls_ca, *tls_cert, *tls_key;
+
+void otlp_http__set_tls(const char *ca_file, const char *client_cert, const char *client_key)
+{
+	tls_ca = ca_file;
+	tls_cert = client_cert;
+	tls_key = client_key;
+}
+
+static void http__setup_tls(CURL *c)
+{
+	if (tls_ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, tls_ca);
+	if (tls_cert) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, tls_cert);
+		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (tls_key) {
+		curl_easy_setopt(c, CURLOPT_SSLKEY, tls_key);
+		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+}
+
 static int http__setup_curl(struct otlp_http *h)
 {
 	pthread_once(&curl_once, curl__init_once);
@@ -441,6 +464,7 @@ static int http__setup_curl(struct otlp_http *h)
 	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, http__on_progress);
 	curl_easy_setopt(h->curl, CURLOPT_XFERINFODATA, h);
+	http__setup_tls(h->curl);
 	return 0;
 }
 

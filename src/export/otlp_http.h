@@ -43,6 +43,11 @@ void otlp_http__send(struct otlp_http *h, const uint8_t *buf, size_t len, size_t
 void otlp_http__free(struct otlp_http *h);
 
 bool otlp_http__endpoint_ok(const char *endpoint);
+/* TLS for every OTLP transport opened afterwards (--otlp-ca, --otlp-client-cert,
+ * --otlp-client-key; OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY): PEM
+ * files; NULL keeps libcurl's default (system CAs, no client certificate). Call before any
+ * exporter starts. */
+void otlp_http__set_tls(const char *ca_file, const char *client_cert, const char *client_key);
 /* Monotonic milliseconds, the clock of every deadline above. */
 uint64_t otlp_http__now_ms(void);
 /* gzip (RFC 1952) of buf; malloc'd, NULL when out of memory. */

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * JSON object sequences (see jseq.h). json-c's incremental tokener parses an object across
- * pieces and tells where it ended inside the last piece, so the bytes after it (the next
- * object, a comma, a newline) are scanned again without copying anything.
+ * JSON object sequences (see jseq.h). A small scanner finds where each top-level object ends;
+ * json-c's incremental tokener parses the object's bytes across pieces, without copying them.
  */
 #include <stdlib.h>
 
@@ -20,6 +19,9 @@ struct jseq {
 	enum jseq_state state;
 	struct json_tokener *tok;
 	size_t obj_bytes;
+	int depth;   /* of brackets in the object being read */
+	bool in_str; /* inside one of its strings */
+	bool esc;    /* right after a backslash there */
 	struct jseq_stats st;
 };
 
@@ -65,36 +67,67 @@ static bool jseq__separator(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '[' || c == ']';
 }
 
-/* Feeds object bytes to the tokener; returns how many of the n it consumed. */
+/* How many of the n bytes belong to the object being read, following strings so that braces
+ * inside them do not count; *closed when its last '}' is among them. json-c is then given
+ * exactly the object: past its end it would go on eating whitespace and comments, and take a
+ * '/' there for a broken comment. */
+static size_t jseq__scan(struct jseq *j, const uint8_t *d, size_t n, bool *closed)
+{
+	*closed = false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = d[i];
+
+		if (j->in_str) {
+			if (j->esc)
+				j->esc = false;
+			else if (c == '\\')
+				j->esc = true;
+			else if (c == '"')
+				j->in_str = false;
+		} else if (c == '"') {
+			j->in_str = true;
+		} else if (c == '{' || c == '[') {
+			j->depth++;
+		} else if ((c == '}' || c == ']') && --j->depth <= 0) {
+			*closed = true;
+			return i + 1;
+		}
+	}
+	return n;
+}
+
+/* Feeds object bytes to the tokener; returns how many of the n it consumed. Where the object
+ * turns out bad or too big depends only on its bytes, never on how they were split. */
 static size_t jseq__object(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
 {
+	size_t lim = JSEQ_MAX_OBJECT - j->obj_bytes, k, fed, used;
 	struct json_object *obj;
-	size_t used;
+	bool closed;
 
-	if (n > JSEQ_MAX_OBJECT - j->obj_bytes)
-		n = JSEQ_MAX_OBJECT - j->obj_bytes + 1; /* one byte over is enough to know */
-	obj = json_tokener_parse_ex(j->tok, (const char *)d, (int)n);
+	k = jseq__scan(j, d, n, &closed);
+	fed = k < lim ? k : lim;
+	obj = json_tokener_parse_ex(j->tok, (const char *)d, (int)fed);
 	if (!obj && json_tokener_get_error(j->tok) == json_tokener_continue) {
-		j->obj_bytes += n;
-		if (j->obj_bytes > JSEQ_MAX_OBJECT)
+		j->obj_bytes += fed;
+		if (k > fed)
 			jseq__skip(j, &j->st.oversized);
-		return n;
+		else if (closed) /* balanced, yet unfinished to json-c (a comment) */
+			jseq__skip(j, &j->st.errors);
+		return fed;
 	}
-	/* Where the object ended, or the byte that did not parse (skipped from there on). */
-	used = json_tokener_get_parse_end(j->tok);
-	if (!used || used > n)
-		used = obj ? n : 1;
 	if (!json_object_is_type(obj, json_type_object)) {
+		/* Skipping starts at the byte that did not parse (maybe the newline ending it). */
+		used = json_tokener_get_parse_end(j->tok);
 		json_object_put(obj);
 		jseq__skip(j, &j->st.errors);
-		return used;
+		return used < fed ? used : fed;
 	}
 	j->st.objects++;
 	json_tokener_reset(j->tok);
 	j->state = JSEQ_BETWEEN;
 	j->cb(j->ctx, obj, ts_ns);
 	json_object_put(obj);
-	return used;
+	return fed;
 }
 
 void jseq__feed(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
@@ -110,6 +143,8 @@ void jseq__feed(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
 		} else if (d[at] == '{') {
 			j->state = JSEQ_OBJECT;
 			j->obj_bytes = 0;
+			j->depth = 0;
+			j->in_str = j->esc = false;
 		} else if (jseq__separator(d[at])) {
 			at++;
 		} else {

@@ -6,9 +6,10 @@
  * responses through the SSE parser, each event's data parsed as JSON. The call is emitted once,
  * when the response ends or the exchange is aborted.
  *
- * Header values we read: Host, Content-Type, Content-Encoding. Credentials (Authorization,
- * x-api-key, api-key) are never looked at, so they cannot leak into a call.
+ * Header values we read: Host, Content-Type, Content-Encoding; tenant.c reads the attribution
+ * headers and hashes the credential (Authorization, x-api-key, ...) without keeping it.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,7 +17,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../proto/decode.h"
+#include "../proto/eventstream.h"
+#include "content.h"
+#include "jseq.h"
 #include "provider.h"
+#include "tenant.h"
 
 /* Tool schemas nest; json-c's default depth of 32 is too shallow for some requests. */
 #define LLM_JSON_DEPTH 128
@@ -40,6 +46,8 @@ enum llm_resp_mode {
 	LLM_RESP_JSON,
 	LLM_RESP_SSE,
 	LLM_RESP_SKIP,  /* content-coded: not parsed */
+	LLM_RESP_JSEQ,  /* JSON objects one after another: NDJSON, a streamed JSON array */
+	LLM_RESP_ES,    /* AWS event stream (Bedrock) */
 };
 
 struct llm_ex {
@@ -48,13 +56,19 @@ struct llm_ex {
 	const struct llm_shape *shape;
 	bool by_path;
 	bool req_done;
-	bool req_skip;   /* content-coded request body */
+	bool req_skip;   /* request body in a Content-Encoding we cannot undo */
+	struct decoder *dec[2]; /* Content-Encoding of the request [0] and response [1] bodies */
+	uint64_t dec_ts;        /* when the coded bytes being decoded were read */
 	bool req_object; /* the request body parsed as a JSON object */
 	bool ev_error;   /* an event's data did not parse (counted once) */
 	enum llm_resp_mode mode;
 	struct llm_body req, resp;
 	struct sse *sse;
 	struct json_tokener *ev_tok;
+	struct jseq *jseq;
+	struct eventstream *es;
+	uint64_t es_bad; /* messages the decoder dropped, as last counted */
+	struct llm_content *content; /* --capture-content only, else NULL */
 	struct llm_extract x;
 	struct llm_call call;
 };
@@ -164,8 +178,11 @@ void llm__request_common(struct llm_extract *x, struct json_object *root)
 {
 	struct llm_call *c = x->call;
 	struct json_object *stream = llm_json__get(root, "stream");
+	const char *model = llm_json__str(root, "model");
 
-	llm__copy_str(c->request_model, sizeof(c->request_model), llm_json__str(root, "model"));
+	/* Without one in the body, the model the path named (an Azure deployment) stays. */
+	if (model)
+		llm__copy_str(c->request_model, sizeof(c->request_model), model);
 	/* Both APIs default to a plain response when "stream" is absent. */
 	c->stream = json_object_is_type(stream, json_type_boolean) &&
 		    json_object_get_boolean(stream);
@@ -243,30 +260,7 @@ static bool llm_body__bad(const struct llm_body *b, bool complete)
 
 /* ---- detection ------------------------------------------------------------------------- */
 
-static bool llm__ends_with(const char *s, size_t n, const char *suffix)
-{
-	size_t k = strlen(suffix);
-
-	return n >= k && !memcmp(s + n - k, suffix, k);
-}
-
-static const struct llm_shape *llm__shape_for_path(const char *p, size_t n)
-{
-	if (llm__ends_with(p, n, "/chat/completions")) /* also /v1/..., Azure's deployments/x/ */
-		return &llm_shape_openai;
-	if (llm__ends_with(p, n, "/v1/messages"))
-		return &llm_shape_anthropic;
-	return NULL;
-}
-
-static enum llm_provider llm__provider_for_host(const char *host)
-{
-	if (!strcmp(host, "api.openai.com"))
-		return LLM_PROVIDER_OPENAI;
-	if (!strcmp(host, "api.anthropic.com"))
-		return LLM_PROVIDER_ANTHROPIC;
-	return LLM_PROVIDER_UNKNOWN;
-}
+/* The path and host tables are in detect.c. */
 
 static void llm__trim(const char **v, size_t *n)
 {
@@ -350,21 +344,6 @@ static bool llm__header_is(const struct http_head *h, const char *name, const ch
 	return n >= k && !strncasecmp(v, prefix, k);
 }
 
-/* True when a Content-Encoding other than identity was sent: those bytes are not JSON. */
-static bool llm__content_coded(const struct http_head *h)
-{
-	const struct http_header *hd = http_head__find(h, "content-encoding");
-	const char *v;
-	size_t n;
-
-	if (!hd)
-		return false;
-	v = hd->value;
-	n = hd->value_len;
-	llm__trim(&v, &n);
-	return n && !(n == 8 && !strncasecmp(v, "identity", 8));
-}
-
 static void llm__server_from_info(struct llm_call *c, const struct llm_conn_info *info,
 				  int def_port)
 {
@@ -380,37 +359,49 @@ static void llm__server_from_info(struct llm_call *c, const struct llm_conn_info
 	}
 }
 
-/* Provider by Host or SNI; else the path alone (a self-hosted or proxied endpoint). */
-static void llm__detect(struct llm_ex *ex, const struct http_head *h, const struct llm_shape *shape)
+/* Provider by Host or SNI; else the one the path implies (a self-hosted or proxied endpoint).
+ * The route also brings what the path says: model, stream, the response's form. */
+static void llm__detect(struct llm_ex *ex, const struct http_head *h, const struct llm_route *r)
 {
 	const struct llm_conn_info *info = ex->lc->info;
 	const struct http_header *host = http_head__find(h, "host");
 	struct llm_call *c = &ex->call;
-	int def_port = info->tls_source ? 443 : 80;
+	/* tls_source 2 is TT_SRC_PLAINTEXT: plain HTTP captured at the socket layer. */
+	int def_port = info->tls_source && info->tls_source != 2 ? 443 : 80;
 	enum llm_provider p = LLM_PROVIDER_UNKNOWN;
+	const char *name = NULL;
 	char sni[LLM_STR];
 
 	c->server_port = def_port;
 	if (host && llm__parse_host(host->value, host->value_len, c->server_address,
 				    sizeof(c->server_address), &c->server_port))
-		p = llm__provider_for_host(c->server_address);
+		name = llm_detect__provider(c->server_address, &p);
 	else
 		llm__server_from_info(c, info, def_port);
-	if (!p && info->sni[0]) {
+	if (!name && info->sni[0]) {
 		int ignored = 0;
 
 		if (llm__parse_host(info->sni, strnlen(info->sni, sizeof(info->sni)), sni,
 				    sizeof(sni), &ignored))
-			p = llm__provider_for_host(sni);
+			name = llm_detect__provider(sni, &p);
 	}
-	ex->shape = shape;
-	ex->by_path = !p;
-	if (!p)
-		p = shape == &llm_shape_openai ? LLM_PROVIDER_OPENAI_COMPATIBLE
-					       : LLM_PROVIDER_ANTHROPIC;
+	ex->shape = r->shape;
+	ex->by_path = !name;
+	if (!name) {
+		p = r->path_provider;
+		name = r->path_provider_name;
+	}
 	c->provider = p;
-	c->provider_name = p == LLM_PROVIDER_ANTHROPIC ? "anthropic" : "openai";
+	c->provider_name = name;
 	c->detected_by = ex->by_path ? "path" : "host";
+	llm__copy_str(c->operation, sizeof(c->operation),
+		      r->shape->operation ? r->shape->operation : "chat");
+	if (p == LLM_PROVIDER_OPENAI || p == LLM_PROVIDER_OPENAI_COMPATIBLE ||
+	    p == LLM_PROVIDER_AZURE_OPENAI)
+		c->api_type = r->shape->api_type; /* openai.* attributes: OpenAI's flavour only */
+	llm__copy_str(c->request_model, sizeof(c->request_model), r->model);
+	c->stream = r->stream;
+	ex->x.json_seq = r->json_seq;
 }
 
 static void llm__init_call(struct llm_ex *ex, const struct http_head *h, size_t path_len,
@@ -422,12 +413,14 @@ static void llm__init_call(struct llm_ex *ex, const struct http_head *h, size_t 
 
 	ex->x.call = c;
 	ex->x.raw_input = -1;
+	ex->x.raw_output = -1;
 	strcpy(c->operation, "chat");
 	memcpy(c->method, h->method, h->method_len); /* "POST": checked by the caller */
 	memcpy(c->path, h->path, n);
 	c->path[n] = '\0';
 	c->input_tokens = c->output_tokens = -1;
 	c->cache_read_tokens = c->cache_creation_tokens = -1;
+	c->reasoning_tokens = -1;
 	c->max_tokens = -1;
 	c->stream = -1;
 	c->start_ns = ts_ns;
@@ -452,8 +445,13 @@ static void llm__ex_free(struct llm_ex *ex)
 	llm_body__free(&ex->req);
 	llm_body__free(&ex->resp);
 	sse__free(ex->sse);
+	jseq__free(ex->jseq);
+	eventstream__free(ex->es);
+	content__free(ex->content);
 	if (ex->ev_tok)
 		json_tokener_free(ex->ev_tok);
+	decoder__free(ex->dec[0]);
+	decoder__free(ex->dec[1]);
 	free(ex);
 }
 
@@ -461,6 +459,25 @@ static void llm__mark_overflow(struct llm_ex *ex)
 {
 	llm_stats_g.body_overflow++;
 	ex->call.partial = true;
+}
+
+/* Streamed data that did not parse: counted once per exchange, however many chunks. */
+static void llm__json_error_once(struct llm_ex *ex)
+{
+	if (ex->ev_error)
+		return;
+	ex->ev_error = true;
+	llm_stats_g.json_errors++;
+}
+
+/* Messages the event-stream decoder dropped since the last look: counted per message. */
+static void llm__es_errors(struct llm_ex *ex)
+{
+	const struct eventstream_stats *st = eventstream__stats(ex->es);
+	uint64_t bad = st->crc_errors + st->malformed + st->oversized;
+
+	llm_stats_g.framing_errors += bad - ex->es_bad;
+	ex->es_bad = bad;
 }
 
 static void llm__finish_request(struct llm_ex *ex, bool complete)
@@ -474,10 +491,29 @@ static void llm__finish_request(struct llm_ex *ex, bool complete)
 	if (root) {
 		ex->req_object = true;
 		ex->shape->request(&ex->x, root);
+		tenant__on_request_body(&ex->call, root);
+		content__request(ex->content, root);
 	} else if (llm_body__bad(&ex->req, complete)) {
 		llm_stats_g.json_errors++;
 	}
 	llm_body__free(&ex->req);
+}
+
+/* Content capture knows the OpenAI and Anthropic message shapes (llm/content.c). */
+static void llm__content_response(struct llm_ex *ex, struct json_object *root)
+{
+	if (ex->shape == &llm_shape_openai)
+		content__response_openai(ex->content, root);
+	else if (ex->shape == &llm_shape_anthropic)
+		content__response_anthropic(ex->content, root);
+}
+
+static void llm__content_event(struct llm_ex *ex, struct json_object *root)
+{
+	if (ex->shape == &llm_shape_openai)
+		content__event_openai(ex->content, root);
+	else if (ex->shape == &llm_shape_anthropic)
+		content__event_anthropic(ex->content, root);
 }
 
 static void llm__finish_response(struct llm_ex *ex, bool complete)
@@ -487,14 +523,20 @@ static void llm__finish_response(struct llm_ex *ex, bool complete)
 
 	if (ex->mode == LLM_RESP_JSON || ex->mode == LLM_RESP_SNIFF) {
 		root = llm_body__object(&ex->resp);
-		if (root)
+		if (root) {
 			ex->shape->response(&ex->x, root);
-		else if (llm_body__bad(&ex->resp, complete) && c->status_code < 400)
+			llm__content_response(ex, root);
+		} else if (llm_body__bad(&ex->resp, complete) && c->status_code < 400)
 			llm_stats_g.json_errors++;
 		llm_body__free(&ex->resp);
 	}
+	/* A stream cut inside an object or message: what came before it still counts. */
+	if (ex->mode == LLM_RESP_JSEQ && jseq__end(ex->jseq) && complete)
+		llm__json_error_once(ex);
+	if (ex->mode == LLM_RESP_ES && eventstream__end(ex->es) && complete)
+		llm_stats_g.framing_errors++;
 	/* The request did not say (unparsed): the response's form does. */
-	if (c->stream < 0 && ex->mode == LLM_RESP_SSE)
+	if (c->stream < 0 && (ex->mode == LLM_RESP_SSE || ex->mode == LLM_RESP_ES))
 		c->stream = 1;
 	else if (c->stream < 0 && ex->mode == LLM_RESP_JSON)
 		c->stream = 0;
@@ -510,6 +552,12 @@ static void llm__emit(struct llm_ex *ex)
 		c->tid = info->last_tid;
 	if (!c->server_address[0])
 		llm__server_from_info(c, info, c->server_port);
+	if (info->has_peer) {
+		llm__copy_str(c->peer_address, sizeof(c->peer_address), info->peer_addr);
+		c->peer_port = info->peer_port;
+	}
+	content__finish(ex->content, &c->input_messages, &c->output_messages,
+			&c->system_instructions);
 	/* Found only by its path, and the body is JSON without the API's "messages": some other
 	 * API that happens to share the path. */
 	if (ex->by_path && ex->req_object && !ex->x.has_messages) {
@@ -537,9 +585,9 @@ static void llm__on_event(void *ctx, const struct sse_event *ev, uint64_t ts_ns)
 	root = json_tokener_parse_ex(ex->ev_tok, ev->data, (int)ev->data_len);
 	if (json_object_is_type(root, json_type_object)) {
 		ex->shape->event(&ex->x, ev, root);
-	} else if (!ex->ev_error) {
-		ex->ev_error = true;
-		llm_stats_g.json_errors++;
+		llm__content_event(ex, root);
+	} else {
+		llm__json_error_once(ex);
 	}
 	json_object_put(root);
 }
@@ -548,6 +596,88 @@ static void llm__start_sse(struct llm_ex *ex)
 {
 	ex->sse = sse__new(llm__on_event, ex);
 	ex->mode = ex->sse ? LLM_RESP_SSE : LLM_RESP_SKIP;
+}
+
+/* One object of an NDJSON stream or of a streamed JSON array: a chunk, like an SSE event. */
+static void llm__on_jseq(void *ctx, struct json_object *obj, uint64_t ts_ns)
+{
+	struct llm_ex *ex = ctx;
+
+	if (!ex->call.first_chunk_ns)
+		ex->call.first_chunk_ns = ts_ns;
+	ex->shape->response(&ex->x, obj);
+}
+
+static void llm__start_jseq(struct llm_ex *ex)
+{
+	ex->jseq = jseq__new(llm__on_jseq, ex);
+	ex->mode = ex->jseq ? LLM_RESP_JSEQ : LLM_RESP_SKIP;
+}
+
+/* A header's string value as a C string ("" when absent or not a string). */
+static void llm__es_str(const struct es_message *m, const char *name, char *out, size_t cap)
+{
+	const struct es_header *h = es_message__header(m, name);
+	size_t n = h && h->type == ES_STRING ? h->value_len : 0;
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, n ? (const char *)h->value : "", n);
+	out[n] = '\0';
+}
+
+/* One AWS event-stream message: an event, an exception (modelled error) or an error. */
+static void llm__on_es(void *ctx, const struct es_message *m, uint64_t ts_ns)
+{
+	struct llm_ex *ex = ctx;
+	struct json_object *root = NULL;
+	char kind[16], type[64];
+	bool exception;
+
+	if (!ex->call.first_chunk_ns)
+		ex->call.first_chunk_ns = ts_ns;
+	llm__es_str(m, ":message-type", kind, sizeof(kind));
+	exception = !strcmp(kind, "exception");
+	if (!strcmp(kind, "error")) {
+		llm__es_str(m, ":error-code", type, sizeof(type));
+		llm__set_error(&ex->call, type[0] ? type : "error");
+		return;
+	}
+	llm__es_str(m, exception ? ":exception-type" : ":event-type", type, sizeof(type));
+	if (!ex->shape->es_event || (!exception && strcmp(kind, "event")))
+		return;
+	if (m->payload_len && m->payload_len < INT32_MAX &&
+	    (ex->ev_tok || (ex->ev_tok = json_tokener_new_ex(LLM_JSON_DEPTH)))) {
+		json_tokener_reset(ex->ev_tok);
+		root = json_tokener_parse_ex(ex->ev_tok, (const char *)m->payload,
+					     (int)m->payload_len);
+	}
+	if (json_object_is_type(root, json_type_object))
+		ex->shape->es_event(&ex->x, type, exception, root);
+	else if (exception)
+		ex->shape->es_event(&ex->x, type, exception, NULL);
+	else
+		llm__json_error_once(ex);
+	json_object_put(root);
+}
+
+static void llm__start_es(struct llm_ex *ex)
+{
+	ex->es = eventstream__new(llm__on_es, ex);
+	ex->mode = ex->es ? LLM_RESP_ES : LLM_RESP_SKIP;
+}
+
+static void llm__feed_jseq(struct llm_ex *ex, const uint8_t *d, size_t n, uint64_t ts_ns)
+{
+	jseq__feed(ex->jseq, d, n, ts_ns);
+	if (jseq__stats(ex->jseq)->errors || jseq__stats(ex->jseq)->oversized)
+		llm__json_error_once(ex);
+}
+
+static void llm__feed_es(struct llm_ex *ex, const uint8_t *d, size_t n, uint64_t ts_ns)
+{
+	eventstream__feed(ex->es, d, n, ts_ns);
+	llm__es_errors(ex);
 }
 
 /* No Content-Type: a JSON body starts with '{' (or '['), an event stream does not. */
@@ -565,12 +695,80 @@ static bool llm__sniff(struct llm_ex *ex, const uint8_t *d, size_t n)
 	return false;
 }
 
+/* ---- bodies, and bodies under a Content-Encoding (proto/decode.c) ---------------------- */
+
+static void llm__req_bytes(struct llm_ex *ex, const uint8_t *data, size_t len)
+{
+	if (!ex->req_done && llm_body__feed(&ex->req, data, len))
+		llm__mark_overflow(ex);
+}
+
+static void llm__resp_bytes(struct llm_ex *ex, const uint8_t *data, size_t len, uint64_t ts_ns)
+{
+	if (ex->mode == LLM_RESP_SNIFF && !llm__sniff(ex, data, len))
+		return;
+	if (ex->mode == LLM_RESP_JSON && llm_body__feed(&ex->resp, data, len))
+		llm__mark_overflow(ex);
+	else if (ex->mode == LLM_RESP_SSE)
+		sse__feed(ex->sse, data, len, ts_ns);
+	else if (ex->mode == LLM_RESP_JSEQ)
+		llm__feed_jseq(ex, data, len, ts_ns);
+	else if (ex->mode == LLM_RESP_ES)
+		llm__feed_es(ex, data, len, ts_ns);
+}
+
+static void llm__req_decoded(void *ctx, const uint8_t *data, size_t len)
+{
+	llm__req_bytes(ctx, data, len);
+}
+
+/* Decoded bytes leave the decoder while it is fed: they carry the time the coded ones came. */
+static void llm__resp_decoded(void *ctx, const uint8_t *data, size_t len)
+{
+	struct llm_ex *ex = ctx;
+
+	llm__resp_bytes(ex, data, len, ex->dec_ts);
+}
+
+/* Returns false for a Content-Encoding that cannot be undone. */
+static bool llm__open_decoder(struct llm_ex *ex, const struct http_head *h, bool resp)
+{
+	const struct http_header *hd = http_head__find(h, "content-encoding");
+
+	if (!hd)
+		return true;
+	return decoder__open(&ex->dec[resp], hd->value, hd->value_len, 0,
+			     resp ? llm__resp_decoded : llm__req_decoded, ex) == 0;
+}
+
+static void llm__decode(struct llm_ex *ex, bool resp, const uint8_t *data, size_t len,
+			uint64_t ts_ns)
+{
+	ex->dec_ts = ts_ns;
+	/* Past the decoded-size cap (a decompression bomb) the rest is not read. */
+	if (decoder__feed(ex->dec[resp], data, len) == -EFBIG)
+		ex->call.partial = true;
+}
+
+/* Compressed bytes were lost: nothing after the hole can be decoded. */
+static void llm__decode_lost(struct llm_ex *ex, bool resp)
+{
+	if (!ex->dec[resp])
+		return;
+	decoder__free(ex->dec[resp]);
+	ex->dec[resp] = NULL;
+	if (resp)
+		ex->mode = LLM_RESP_SKIP;
+	else
+		ex->req_skip = true;
+}
+
 /* ---- the sink -------------------------------------------------------------------------- */
 
 static void *llm__on_request(void *ctx, const struct http_head *h, uint64_t ts_ns)
 {
 	struct llm_conn *lc = ctx;
-	const struct llm_shape *shape;
+	struct llm_route route;
 	struct llm_ex *ex;
 	size_t plen = 0;
 
@@ -579,16 +777,17 @@ static void *llm__on_request(void *ctx, const struct http_head *h, uint64_t ts_n
 		goto not_llm;
 	while (plen < h->path_len && h->path[plen] != '?' && h->path[plen] != '#')
 		plen++;
-	shape = llm__shape_for_path(h->path, plen);
-	if (!shape)
+	if (!llm_detect__route(h->path, h->path_len, &route))
 		goto not_llm;
 	ex = calloc(1, sizeof(*ex));
 	if (!ex)
 		return NULL;
 	ex->lc = lc;
 	llm__init_call(ex, h, plen, ts_ns);
-	llm__detect(ex, h, shape);
-	ex->req_skip = llm__content_coded(h);
+	llm__detect(ex, h, &route);
+	tenant__on_request(&ex->call, h); /* hashes the API key: it is not kept */
+	ex->content = content__new(); /* NULL unless --capture-content */
+	ex->req_skip = !llm__open_decoder(ex, h, false);
 	ex->next = lc->open;
 	if (lc->open)
 		lc->open->prev = ex;
@@ -613,12 +812,17 @@ static void llm__on_response(void *handle, const struct http_head *h, uint64_t t
 		snprintf(status, sizeof(status), "%d", h->status);
 		llm__set_error(c, status);
 	}
-	if (llm__content_coded(h)) {
-		/* Compressed bytes would parse as garbage: report the call without tokens. */
+	if (!llm__open_decoder(ex, h, true)) {
+		/* A coding we cannot undo would parse as garbage: the call goes without tokens. */
 		llm_stats_g.undecoded_bodies++;
 		ex->mode = LLM_RESP_SKIP;
 	} else if (llm__header_is(h, "content-type", "text/event-stream")) {
 		llm__start_sse(ex);
+	} else if (llm__header_is(h, "content-type", "application/vnd.amazon.eventstream")) {
+		llm__start_es(ex);
+	} else if (llm__header_is(h, "content-type", "application/x-ndjson") ||
+		   (ex->x.json_seq && llm__header_is(h, "content-type", "application/json"))) {
+		llm__start_jseq(ex);
 	} else if (http_head__find(h, "content-type")) {
 		ex->mode = LLM_RESP_JSON;
 	} else {
@@ -631,23 +835,20 @@ static void llm__on_body(void *handle, bool is_response, const uint8_t *data, si
 {
 	struct llm_ex *ex = handle;
 
-	if (!is_response) {
-		if (!ex->req_skip && !ex->req_done && llm_body__feed(&ex->req, data, len))
-			llm__mark_overflow(ex);
-		return;
-	}
-	if (ex->mode == LLM_RESP_SNIFF && !llm__sniff(ex, data, len))
-		return;
-	if (ex->mode == LLM_RESP_JSON && llm_body__feed(&ex->resp, data, len))
-		llm__mark_overflow(ex);
-	else if (ex->mode == LLM_RESP_SSE)
-		sse__feed(ex->sse, data, len, ts_ns);
+	if (ex->dec[is_response])
+		llm__decode(ex, is_response, data, len, ts_ns);
+	else if (!is_response && !ex->req_skip)
+		llm__req_bytes(ex, data, len);
+	else if (is_response)
+		llm__resp_bytes(ex, data, len, ts_ns);
 }
 
 static void llm__on_message_end(void *handle, bool is_response, uint64_t ts_ns)
 {
 	struct llm_ex *ex = handle;
 
+	if (ex->dec[is_response])
+		decoder__finish(ex->dec[is_response]); /* counts a coded stream cut short */
 	if (!is_response) {
 		llm__finish_request(ex, true);
 		return;
@@ -663,11 +864,16 @@ static void llm__on_loss(void *handle, bool is_response, uint64_t lost_bytes)
 
 	ex->call.partial = true;
 	ex->call.lost_bytes += lost_bytes;
+	llm__decode_lost(ex, is_response);
 	if (!is_response) {
 		ex->req.lost = true;
 		llm_body__drop_tok(&ex->req);
 	} else if (ex->mode == LLM_RESP_SSE) {
 		sse__gap(ex->sse); /* later events still parse */
+	} else if (ex->mode == LLM_RESP_JSEQ) {
+		jseq__gap(ex->jseq); /* so do later lines */
+	} else if (ex->mode == LLM_RESP_ES) {
+		eventstream__gap(ex->es); /* and later messages, once a prelude checks out */
 	} else {
 		ex->resp.lost = true; /* a JSON document with a hole in it says nothing reliable */
 		llm_body__drop_tok(&ex->resp);

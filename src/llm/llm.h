@@ -40,7 +40,7 @@ struct llm_conn_info {
 	bool has_peer;
 	char peer_addr[64];     /* numeric address of the server, from the socket */
 	uint16_t peer_port;
-	int tls_source;         /* enum tt_tls_source; 0 for plain text */
+	int tls_source;         /* enum tt_tls_source; 2 (TT_SRC_PLAINTEXT) for plain HTTP */
 	char sni[LLM_STR];      /* server name from the TLS handshake when known, else "" */
 };
 
@@ -58,7 +58,6 @@ struct llm_call {
 	int64_t output_tokens;      /* -1 when unknown */
 	int64_t cache_read_tokens;  /* -1 when unknown */
 	int64_t cache_creation_tokens;
-	int64_t reasoning_tokens;   /* -1 when unknown; part of output_tokens */
 	const char *api_type;       /* openai.api.type ("chat_completions", "responses") or NULL */
 	int64_t max_tokens;         /* -1 when not sent */
 	double temperature;
@@ -81,6 +80,25 @@ struct llm_call {
 	int tls_source;             /* copied from llm_conn_info.tls_source when the call ends */
 	bool partial;               /* bytes of this call were lost in capture */
 	uint64_t lost_bytes;
+
+	/* Cost and attribution (issue 4; filled by llm/tenant.c and the shapes). */
+	int64_t reasoning_tokens;   /* -1 when unknown; part of output_tokens (OpenAI) */
+	char api_key_fingerprint[17]; /* 16 hex digits of HMAC-SHA256(key); "" when no key */
+	char openai_organization[LLM_STR];
+	char openai_project[LLM_STR];
+	char user[LLM_STR];         /* request body user (OpenAI) or metadata.user_id (Anthropic) */
+	char tenant[LLM_STR];       /* value of the first --tenant-header present */
+	bool has_trace_parent;      /* a valid W3C traceparent came with the request */
+	uint8_t trace_id[16];       /* from traceparent */
+	uint8_t parent_span_id[8];
+
+	/* Audit (issue 6): where the socket really went, and content when --capture-content. */
+	char peer_address[64];      /* numeric address the socket is connected to; "" unknown */
+	int peer_port;              /* 0 unknown */
+	const char *input_messages; /* gen_ai.input.messages JSON, redacted and capped; NULL unless
+				     * captured; valid during the callback only */
+	const char *output_messages;     /* gen_ai.output.messages */
+	const char *system_instructions; /* gen_ai.system_instructions */
 };
 
 typedef void (*llm_call_cb)(void *ctx, const struct llm_call *call);
@@ -92,6 +110,8 @@ struct llm_stats {
 	uint64_t body_overflow;   /* bodies past LLM_MAX_BODY (call marked partial) */
 	uint64_t undecoded_bodies; /* responses with a Content-Encoding we do not decode: the
 				    * call is reported without token fields */
+	uint64_t framing_errors;  /* AWS event-stream messages dropped (CRC, malformed, oversized)
+				   * or cut short */
 };
 
 /* Largest request or non-streamed response body buffered for JSON extraction. */

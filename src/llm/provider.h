@@ -20,6 +20,7 @@ struct llm_extract {
 	bool has_messages;     /* the request body has the shape's "messages" array */
 	uint8_t finish_seen;   /* bit per choice index that already gave its finish_reason */
 	int64_t raw_output;    /* Gemini candidatesTokenCount, without the thoughts; -1 unknown */
+	int64_t aux_input;     /* Gemini toolUsePromptTokenCount, counted apart; 0 when none */
 	bool json_seq;         /* a JSON-typed response is a stream of objects (JSON array) */
 };
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attribution.h"
 #include "builder.h"
 #include "resource_cache.h"
 
@@ -154,6 +155,10 @@ static void span__add_genai(struct span *s, const struct llm_call *c)
 	add_if_known(s, "gen_ai.usage.output_tokens", c->output_tokens);
 	add_if_known(s, "gen_ai.usage.cache_read.input_tokens", c->cache_read_tokens);
 	add_if_known(s, "gen_ai.usage.cache_creation.input_tokens", c->cache_creation_tokens);
+	/* Non-reasoning models report 0 on every call: only a count that says something. */
+	if (c->reasoning_tokens > 0)
+		ADD_INT(s, "gen_ai.usage.reasoning.output_tokens", c->reasoning_tokens);
+	add_if_set(s, "openai.api.type", c->api_type);
 	add_if_known(s, "gen_ai.request.max_tokens", c->max_tokens);
 	if (c->has_temperature)
 		ADD_DBL(s, "gen_ai.request.temperature", c->temperature);
@@ -177,11 +182,27 @@ static void span__add_transport(struct span *s, const struct llm_call *c)
 	ADD_INT(s, "thread.id", c->tid);
 	if (c->tls_source == 1)
 		ADD_STR(s, "tokentap.tls.library", "openssl");
+	else if (c->tls_source == 3) /* TT_SRC_GNUTLS */
+		ADD_STR(s, "tokentap.tls.library", "gnutls");
+	else if (c->tls_source == 2) /* TT_SRC_PLAINTEXT: no TLS at all */
+		ADD_STR(s, "tokentap.tls.library", "none");
 	add_if_set(s, "tokentap.provider.detected_by", c->detected_by);
 	if (c->partial) {
 		ADD_BOOL(s, "tokentap.capture.partial", true);
 		ADD_INT(s, "tokentap.capture.lost_bytes", (int64_t)c->lost_bytes);
 	}
+}
+
+/* Where the socket really went (proxy detection), and captured content: present only when
+ * known / when --capture-content is on. */
+static void span__add_peer_content(struct span *s, const struct llm_call *c)
+{
+	add_if_set(s, "network.peer.address", c->peer_address);
+	if (c->peer_port > 0)
+		ADD_INT(s, "network.peer.port", c->peer_port);
+	add_if_set(s, "gen_ai.system_instructions", c->system_instructions);
+	add_if_set(s, "gen_ai.input.messages", c->input_messages);
+	add_if_set(s, "gen_ai.output.messages", c->output_messages);
 }
 
 struct span *span_builder__build(struct span_builder *b, const struct llm_call *c)
@@ -204,6 +225,8 @@ struct span *span_builder__build(struct span_builder *b, const struct llm_call *
 	}
 	span__add_genai(s, c);
 	span__add_transport(s, c);
+	span__add_attribution(s, c); /* cost, tenant keys, the caller's trace context */
+	span__add_peer_content(s, c);
 	s->resource = span_builder__resource(b, c->pid);
 	return s;
 }

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPAN_MAX_ATTRS 48
+#define SPAN_MAX_ATTRS 64 /* GenAI + transport + cost/tenant + audit verdict and content */
 #define SPAN_MAX_RES_ATTRS 24
 #define SPAN_MAX_ARRAY 8
 

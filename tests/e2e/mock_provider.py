@@ -13,6 +13,7 @@ Token counts are deterministic and derived from the request, so a test knows wha
   output tokens  = header x-mock-output-tokens, else 5 + input % 11, capped by max_tokens
                    (capping gives finish_reason "length" / stop_reason "max_tokens")
   cache tokens   = headers x-mock-cache-read / x-mock-cache-creation
+  reasoning      = header x-mock-reasoning (OpenAI completion_tokens_details, <= output)
 Knobs (request headers):
   x-mock-status: 429      answer with that error status and a realistic error body
   x-mock-big: N           a response of about N KiB of content (plain or streamed)
@@ -21,8 +22,11 @@ Knobs (request headers):
   x-mock-multi-delta: 1   Anthropic stream: an extra, earlier message_delta (usage is cumulative)
   x-test-tag: T           copied into the log line, so a test can find the line of a call
 Other endpoints: GET /health and POST /internal/echo (not LLM calls; they must not become spans).
+More APIs (OpenAI Responses, Embeddings, Completions, Azure, Gemini, Ollama, Bedrock): see
+mock_apis.py.
 
 Usage: mock_provider.py --tls-dir DIR --log FILE [--port 0]; prints "mock: listening <port>".
+--plain serves the same over plain HTTP (no TLS), like a self-hosted vLLM or Ollama.
 """
 import argparse
 import http.server
@@ -35,6 +39,10 @@ import subprocess
 import sys
 import threading
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mock_apis  # noqa: E402  (the other APIs this mock serves)
 
 DEFAULT_DELAY_MS = 30
 DEFAULT_CHUNK_DELAY_MS = 10
@@ -116,6 +124,7 @@ class Call:
         self.multi_delta = headers.get("x-mock-multi-delta") == "1"
         self.cache_read = hdr("x-mock-cache-read", 0)
         self.cache_creation = hdr("x-mock-cache-creation", 0)
+        self.reasoning = hdr("x-mock-reasoning", 0)  # OpenAI: part of completion_tokens
         self.words_in = self._input_words()
         self._pick_output(headers)
         n = next(_ids)
@@ -155,7 +164,9 @@ class Call:
         return {"prompt_tokens": prompt, "completion_tokens": self.output_tokens,
                 "total_tokens": prompt + self.output_tokens,
                 "prompt_tokens_details": {"cached_tokens": self.cache_read, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "completion_tokens_details": {"reasoning_tokens": min(self.reasoning,
+                                                                      self.output_tokens),
+                                              "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0,
                                               "rejected_prediction_tokens": 0}}
 
@@ -172,6 +183,7 @@ class Call:
                 "max_tokens": self.max_tokens, "input_words": self.words_in,
                 "output_tokens": self.output_tokens if self.status == 200 else None,
                 "cache_read_tokens": self.cache_read, "cache_creation_tokens": self.cache_creation,
+                "reasoning_tokens": min(self.reasoning, self.output_tokens),
                 "finish_reason": self.finish_reason if self.status == 200 else None}
 
 
@@ -273,7 +285,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # delayed ACK (40 ms), which would swamp the latencies the tests compare.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            self.request.do_handshake()
+            if isinstance(self.request, ssl.SSLSocket):  # not with --plain
+                self.request.do_handshake()
         except (ssl.SSLError, OSError) as e:
             self.close_connection = True
             self._handshake_error = e
@@ -352,6 +365,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         provider = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(
             self.path.split("?")[0])
+        api = mock_apis.route(self.path) if provider is None else None
+        if api is not None:  # Responses, Embeddings, Azure, Gemini, Ollama, Bedrock...
+            mock_apis.serve(self, api, req, t0, write_log, now_ns)
+            return
         if provider is None:
             n = self.send_plain(200, {"echo": req} if self.path.endswith("/internal/echo") else
                                 {"error": "not found"})
@@ -403,6 +420,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--tls-dir", required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--plain", action="store_true",
+                    help="serve plain HTTP (no TLS), like a self-hosted vLLM or Ollama")
     args = ap.parse_args()
     ca, crt, key = make_certs(args.tls_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -411,7 +430,8 @@ def main():
     _log_file = open(args.log, "a", encoding="utf-8")
     srv = Server(("127.0.0.1", args.port), Handler)
     # The handshake runs in the handler thread (setup), not in the accepting thread.
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    if not args.plain:
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     print(f"mock: listening {srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever(poll_interval=0.2)

@@ -6,8 +6,10 @@
 // span in tokentap's `--format json` schema, so a test can compare the two outputs field by field.
 //
 //   node tests/e2e/otlp_receiver.js --port P --out FILE [--fail-first N --fail-status CODE]
-//        [--retry-after SECONDS] [--host ADDR] [--requests-out FILE]
+//        [--retry-after SECONDS] [--host ADDR] [--requests-out FILE] [--metrics-out FILE]
 //
+// With --metrics-out, POST /v1/metrics is accepted too (ExportMetricsServiceRequest, same
+// generated code): one JSON line per data point goes to that file (see metricLines below).
 // POST /v1/traces with Content-Type application/x-protobuf (gzip Content-Encoding accepted).
 // The first N requests are answered CODE (default 503) and not recorded, with a Retry-After
 // header when --retry-after is given. --requests-out appends one JSON line per request (number,
@@ -52,15 +54,17 @@ function loadProto() {
 		}
 	}
 	const v1 = root.opentelemetry.proto.collector.trace.v1;
-	return { Request: v1.ExportTraceServiceRequest, Response: v1.ExportTraceServiceResponse };
+	const m1 = root.opentelemetry.proto.collector.metrics.v1;
+	return { Request: v1.ExportTraceServiceRequest, Response: v1.ExportTraceServiceResponse,
+		 MRequest: m1.ExportMetricsServiceRequest, MResponse: m1.ExportMetricsServiceResponse };
 }
 
 function parseArgs(argv) {
 	const o = { port: null, out: null, failFirst: 0, failStatus: 503, retryAfter: null,
-		    host: '127.0.0.1', requestsOut: null };
+		    host: '127.0.0.1', requestsOut: null, metricsOut: null };
 	const names = { '--port': 'port', '--out': 'out', '--fail-first': 'failFirst',
 			'--fail-status': 'failStatus', '--retry-after': 'retryAfter', '--host': 'host',
-			'--requests-out': 'requestsOut' };
+			'--requests-out': 'requestsOut', '--metrics-out': 'metricsOut' };
 	for (let i = 0; i < argv.length; i++) {
 		const key = names[argv[i]];
 		if (!key || i + 1 >= argv.length)
@@ -159,10 +163,55 @@ function requestLines(req) {
 	return lines;
 }
 
+// POST /v1/metrics (with --metrics-out FILE): one JSON line per data point, {"metric", "unit",
+// "type": gauge|sum|histogram, "temporality": delta|cumulative|null, "monotonic", "resource",
+// "attributes", "start_time_unix_nano", "time_unix_nano", then "value" (number points) or
+// "count", "sum", "min", "max" (null when absent: proto3 optional), "bucket_counts",
+// "explicit_bounds" (histograms)}.
+const TEMPORALITY = [null, 'delta', 'cumulative'];
+
+function pointLine(metric, kind, data, p, resource) {
+	const o = {
+		metric: metric.name || '', unit: metric.unit || '', type: kind,
+		temporality: TEMPORALITY[data.aggregationTemporality || 0] || null,
+		monotonic: kind === 'sum' ? !!data.isMonotonic : null,
+		resource: keyValues(resource && resource.attributes),
+		attributes: keyValues(p.attributes),
+		start_time_unix_nano: int64(p.startTimeUnixNano),
+		time_unix_nano: int64(p.timeUnixNano),
+	};
+	if (kind === 'histogram') {
+		o.count = int64(p.count);
+		for (const k of ['sum', 'min', 'max'])
+			o[k] = p[k] === null || p[k] === undefined ? null : p[k];
+		o.bucket_counts = (p.bucketCounts || []).map(int64);
+		o.explicit_bounds = p.explicitBounds || [];
+	} else {
+		o.value = p.value === 'asInt' ? int64(p.asInt) : p.asDouble;
+	}
+	return toJson(o) + '\n';
+}
+
+function metricLines(req) {
+	const lines = [];
+	for (const rm of req.resourceMetrics || []) {
+		for (const sm of rm.scopeMetrics || []) {
+			for (const metric of sm.metrics || []) {
+				const kind = metric.data; // the name of the oneof member that is set
+				const data = metric[kind] || {};
+				for (const p of data.dataPoints || [])
+					lines.push(pointLine(metric, kind, data, p, rm.resource));
+			}
+		}
+	}
+	return lines;
+}
+
 function main() {
 	const opts = parseArgs(process.argv.slice(2));
-	const { Request, Response } = loadProto();
+	const { Request, Response, MRequest, MResponse } = loadProto();
 	const okBody = Buffer.from(Response.encode(Response.create({})).finish());
+	const okMetrics = Buffer.from(MResponse.encode(MResponse.create({})).finish());
 	let received = 0;
 
 	const logRequest = (n, status, spans, headers) => {
@@ -174,7 +223,7 @@ function main() {
 		res.end(body);
 	};
 
-	const handle = (req, res, body) => {
+	const handle = (req, res, body, metrics = false) => {
 		const n = ++received;
 		if (n <= opts.failFirst) {
 			logRequest(n, opts.failStatus, 0, req.headers);
@@ -190,21 +239,25 @@ function main() {
 		try {
 			if ((req.headers['content-encoding'] || '').toLowerCase() === 'gzip')
 				body = zlib.gunzipSync(body);
-			lines = requestLines(Request.decode(body));
+			lines = metrics ? metricLines(MRequest.decode(body))
+					: requestLines(Request.decode(body));
 		} catch (e) {
 			process.stderr.write(`otlp_receiver: request ${n}: cannot decode: ${e.message}\n`);
 			logRequest(n, 400, 0, req.headers);
 			return answer(res, 400, '');
 		}
-		fs.appendFileSync(opts.out, lines.join(''));
+		fs.appendFileSync(metrics ? opts.metricsOut : opts.out, lines.join(''));
 		logRequest(n, 200, lines.length, req.headers);
-		answer(res, 200, okBody);
+		answer(res, 200, metrics ? okMetrics : okBody);
 	};
 
 	const server = http.createServer((req, res) => {
 		const chunks = [];
 		req.on('data', (c) => chunks.push(c));
 		req.on('end', () => {
+			if (req.method === 'POST' && req.url.split('?')[0] === '/v1/metrics' &&
+			    opts.metricsOut)
+				return handle(req, res, Buffer.concat(chunks), true);
 			if (req.method !== 'POST' || req.url.split('?')[0] !== '/v1/traces')
 				return answer(res, 404, '');
 			handle(req, res, Buffer.concat(chunks));

@@ -2,8 +2,11 @@
 /*
  * The kernel side for real (needs root): every socket rung's programs load, capture__open picks
  * a rung that works, and live TLS traffic from curl (libssl SSL_write/SSL_read), python urllib
- * (SSL_write_ex/SSL_read_ex) and a copy of `node` made after start (OpenSSL inside the binary,
- * attached at exec) arrives complete and in order. Without root or BPF it skips, unless
+ * (SSL_write_ex/SSL_read_ex), a copy of `node` made after start (OpenSSL inside the binary,
+ * attached at exec) and libcurl-gnutls (gnutls_record_send/recv) arrives complete and in order.
+ * Plain HTTP on loopback: only connections whose request goes to an LLM API path are copied
+ * (curl, python http.client with a keep-alive GET first, node), a GET / costs no record, and the
+ * server side of those connections is never copied. Without root or BPF it skips, unless
  * TOKENTAP_REQUIRE_BPF=1.
  */
 #include <arpa/inet.h>
@@ -126,6 +129,7 @@ struct ev {
 	int kind;
 	uint64_t conn;
 	int dir;
+	int source;
 	uint64_t seq;
 	uint32_t len;
 	uint8_t *data;
@@ -137,6 +141,8 @@ struct rec {
 	uint32_t watch;
 	struct ev *v;
 	size_t n, cap;
+	uint32_t other;	     /* a second process (a server) whose data records are only counted */
+	size_t other_chunks;
 };
 
 static struct ev *rec__add(struct rec *r, int kind, uint32_t pid, uint64_t conn)
@@ -158,11 +164,16 @@ static struct ev *rec__add(struct rec *r, int kind, uint32_t pid, uint64_t conn)
 
 static void rec__chunk(void *ctx, const struct cap_chunk *c)
 {
-	struct ev *e = rec__add(ctx, TT_EV_DATA, c->key.pid, c->key.conn_id);
+	struct rec *r = ctx;
+	struct ev *e;
 
+	if (r->other && c->key.pid == r->other)
+		r->other_chunks++;
+	e = rec__add(ctx, TT_EV_DATA, c->key.pid, c->key.conn_id);
 	if (!e)
 		return;
 	e->dir = c->dir;
+	e->source = c->tls_source;
 	e->seq = c->seq;
 	e->len = c->len;
 	e->data = malloc(c->len);
@@ -406,6 +417,12 @@ static int rung__load(int rung, int *attach_err)
 	if (!err) {
 		CHECK(bpf_program__fd(s->progs.uretprobe_ssl_read_ex) >= 0);
 		CHECK(bpf_program__fd(s->progs.tp_sched_process_exec) >= 0);
+		CHECK(bpf_program__fd(s->progs.uretprobe_gnutls_record_recv) >= 0);
+		CHECK(bpf_program__fd(s->progs.uprobe_gnutls_deinit) >= 0);
+		/* Plain capture loads with every rung: it is attached whichever one is picked. */
+		CHECK(bpf_program__fd(s->progs.tp_plain_enter_sendmsg) >= 0);
+		CHECK(bpf_program__fd(s->progs.tp_plain_exit_recvmsg) >= 0);
+		CHECK(bpf_program__fd(s->progs.tp_plain_sock_state) >= 0);
 		*attach_err = 0;
 		bpf_object__for_each_program(p, s->obj)
 		{
@@ -461,6 +478,7 @@ TEST(open_picks_rung)
 		return;
 	capture__stats(c, &st);
 	CHECK_EQ_STR(st.sock_rung, want);
+	CHECK_EQ_STR(st.plain_rung, "tracepoint");
 	CHECK(st.attached_files >= 1);
 	CHECK_EQ_INT(st.malformed_records, 0);
 	capture__close(c);
@@ -472,6 +490,15 @@ TEST(open_picks_rung)
 		CHECK_EQ_STR(st.sock_rung, "tracepoint");
 		capture__close(c);
 	}
+	opts.sock_rung = NULL;
+	opts.no_plain = true;
+	CHECK_EQ_INT(capture__open(&c, &opts, NULL), 0);
+	if (c) {
+		capture__stats(c, &st);
+		CHECK(st.plain_rung == NULL);
+		capture__close(c);
+	}
+	opts.no_plain = false;
 	opts.sock_rung = "no-such-rung";
 	CHECK_EQ_INT(capture__open(&c, &opts, NULL), -EINVAL);
 	CHECK(c == NULL);
@@ -600,6 +627,60 @@ static void live_node(struct capture *c, struct rec *r, struct fixture *f, const
 	free(w.bytes);
 }
 
+/*
+ * libcurl-gnutls, unmodified, driven from Python's ctypes (Debian ships no curl binary on it):
+ * gnutls_record_send/recv. The script prints curl_version(), which must name GnuTLS.
+ */
+static void live_gnutls(struct capture *c, struct rec *r, const struct fixture *f,
+			const char *python)
+{
+	static const char script[] =
+	    "import ctypes as C,sys\n"
+	    "L=C.CDLL('libcurl-gnutls.so.4')\n"
+	    "L.curl_version.restype=C.c_char_p\n"
+	    "L.curl_easy_init.restype=C.c_void_p\n"
+	    "L.curl_slist_append.restype=C.c_void_p\n"
+	    "print(L.curl_version().decode(),flush=True)\n"
+	    "b=open(sys.argv[1],'rb').read()\n"
+	    "h=C.c_void_p(L.curl_easy_init())\n"
+	    "o=lambda k,v:L.curl_easy_setopt(h,C.c_int(k),v)\n"
+	    "o(10002,sys.argv[2].encode())\n"	 /* URL */
+	    "o(64,C.c_long(0));o(81,C.c_long(0))\n" /* no peer / host verification */
+	    "o(84,C.c_long(2))\n"			 /* HTTP/1.1 */
+	    "o(10036,b'GET')\n"			 /* the s_server -www answers GET */
+	    "o(10015,C.c_char_p(b));o(60,C.c_long(len(b)))\n"
+	    "o(10023,C.c_void_p(L.curl_slist_append(None,b'Expect:')))\n"
+	    "rc=L.curl_easy_perform(h)\n"
+	    "L.curl_easy_cleanup(h)\n"
+	    "sys.exit(rc)\n";
+	char url[128], ver[256] = "";
+	char *argv[] = {(char *)python, "-c", (char *)script, (char *)f->body, url, NULL};
+	const struct ev *cl;
+	struct stream w;
+	uint64_t conn;
+	FILE *log;
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-gnutls", f->port);
+	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
+	log = fopen(f->log, "r");
+	if (log) {
+		if (!fgets(ver, sizeof(ver), log))
+			ver[0] = '\0';
+		fclose(log);
+	}
+	CHECK(strstr(ver, "GnuTLS") != NULL);
+	conn = check_request(r, f, "GET /tokentap-gnutls HTTP/1.1\r\n", f->body_len, &w);
+	CHECK(find_ev(r, TT_EV_DATA, conn) && find_ev(r, TT_EV_DATA, conn)->source == TT_SRC_GNUTLS);
+	check_sock(r, conn, f->port);
+	check_response(r, conn);
+	/* gnutls_deinit at curl_easy_cleanup closes the connection with its true length. */
+	cl = find_ev(r, TT_EV_CLOSE, conn);
+	CHECK(cl != NULL);
+	if (cl)
+		CHECK_EQ_INT(cl->close.write_seq, w.len);
+	free(w.bytes);
+}
+
 TEST(live_tls_capture)
 {
 	char curl[512], python[512], node[512], openssl[512];
@@ -630,6 +711,13 @@ TEST(live_tls_capture)
 		live_curl(c, &r, &f, have_curl);
 		live_python(c, &r, &f, have_py);
 		live_node(c, &r, &f, have_node);
+		if (!access("/usr/lib/x86_64-linux-gnu/libcurl-gnutls.so.4", R_OK) ||
+		    !access("/usr/lib/aarch64-linux-gnu/libcurl-gnutls.so.4", R_OK))
+			live_gnutls(c, &r, &f, have_py);
+		else {
+			printf("  live_gnutls: needs libcurl-gnutls.so.4 (libcurl3-gnutls)\n");
+			CHECK(!require_bpf());
+		}
 		capture__stats(c, &st);
 		CHECK_EQ_INT(st.malformed_records, 0);
 		CHECK(st.bytes > 3 * f.body_len);
@@ -706,6 +794,209 @@ TEST(live_loss_accounting)
 	fixture__stop(&f);
 }
 
+/* ---- plain HTTP ----------------------------------------------------------------------------- */
+
+#define PLAIN_RESP_PAD 100000 /* response body size: many partial reads on the client */
+
+/* An HTTP/1.1 keep-alive server on loopback: GET answers small JSON, POST a big one. */
+static pid_t plain_server__start(const char *python, int port, const char *log)
+{
+	static const char script[] =
+	    "import http.server as S,sys\n"
+	    "class H(S.BaseHTTPRequestHandler):\n"
+	    " protocol_version='HTTP/1.1'\n"
+	    " def log_message(s,*a):pass\n"
+	    " def reply(s,b):\n"
+	    "  s.send_response(200);s.send_header('Content-Type','application/json')\n"
+	    "  s.send_header('Content-Length',str(len(b)));s.end_headers();s.wfile.write(b)\n"
+	    " def do_GET(s):s.reply(b'{\"data\":[]}')\n"
+	    " def do_POST(s):\n"
+	    "  s.rfile.read(int(s.headers.get('Content-Length','0')))\n"
+	    "  s.reply(b'{\"id\":\"x\",\"pad\":\"'+b'p'*int(sys.argv[2])+b'\"}')\n"
+	    "S.ThreadingHTTPServer(('127.0.0.1',int(sys.argv[1])),H).serve_forever()\n";
+	char p[16], pad[16];
+	char *argv[] = {(char *)python, "-c", (char *)script, p, pad, NULL};
+
+	snprintf(p, sizeof(p), "%d", port);
+	snprintf(pad, sizeof(pad), "%d", PLAIN_RESP_PAD);
+	return spawn(argv, log);
+}
+
+static size_t count_kind(const struct rec *r, int kind)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < r->n; i++)
+		n += r->v[i].kind == kind;
+	return n;
+}
+
+/* The response stream: one complete HTTP/1.1 200 whose body has Content-Length bytes. */
+static void check_plain_response(const struct rec *r, uint64_t conn, struct stream *rd)
+{
+	const char *cl, *end;
+
+	stream__build(r, CAP_DIR_READ, conn, rd);
+	CHECK(rd->contiguous);
+	CHECK(rd->chunks >= 2);
+	rd->bytes = realloc(rd->bytes, rd->len + 1);
+	rd->bytes[rd->len] = '\0';
+	CHECK(rd->len > 17 && memcmp(rd->bytes, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	cl = strstr((char *)rd->bytes, "Content-Length: ");
+	end = strstr((char *)rd->bytes, "\r\n\r\n");
+	CHECK(cl && end);
+	if (cl && end)
+		CHECK_EQ_INT(rd->len, (size_t)(end + 4 - (char *)rd->bytes) + atol(cl + 16));
+	CHECK(rd->len > PLAIN_RESP_PAD);
+}
+
+/* A plain LLM request: source plaintext, the socket announced, request whole, response whole,
+ * and a close carrying both true lengths. */
+static void check_plain_call(const struct rec *r, const struct fixture *f, int port,
+			     const char *line, size_t body_len)
+{
+	struct stream w = {0}, rd = {0};
+	const struct ev *cl;
+	uint64_t conn;
+
+	conn = check_request(r, f, line, body_len, &w);
+	CHECK(conn > 0xffff000000000000ULL); /* a kernel struct sock *, not a user pointer */
+	CHECK(find_ev(r, TT_EV_DATA, conn) &&
+	      find_ev(r, TT_EV_DATA, conn)->source == TT_SRC_PLAINTEXT);
+	check_sock(r, conn, port);
+	check_plain_response(r, conn, &rd);
+	cl = find_ev(r, TT_EV_CLOSE, conn);
+	CHECK(cl != NULL);
+	if (cl) {
+		CHECK_EQ_INT(cl->close.write_seq, w.len);
+		CHECK_EQ_INT(cl->close.read_seq, rd.len);
+	}
+	free(w.bytes);
+	free(rd.bytes);
+}
+
+static void plain_curl(struct capture *c, struct rec *r, const struct fixture *f, int port,
+		       const char *curl)
+{
+	char url[128], data[160];
+	char *get[] = {(char *)curl, "-s", "--max-time", "10", "-o", "/dev/null", url, NULL};
+	char *post[] = {(char *)curl, "-s",	"--max-time",	 "10", "-o", "/dev/null", "-H",
+			"Expect:",    "-H",	"content-type: application/json", "--data-binary",
+			data,	      url,	NULL};
+	struct capture_stats before, after;
+
+	/* Not an LLM path: judged once, never copied, not even announced. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	capture__stats(c, &before);
+	CHECK_EQ_INT(run_client(c, r, get, f->log), 0);
+	capture__stats(c, &after);
+	CHECK_EQ_INT(r->n, 0);
+	CHECK(after.plain_socks_other > before.plain_socks_other);
+	CHECK_EQ_INT(after.plain_socks_llm, before.plain_socks_llm);
+	CHECK_EQ_INT(after.plain_bytes, before.plain_bytes);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
+	snprintf(data, sizeof(data), "@%s", f->body);
+	CHECK_EQ_INT(run_client(c, r, post, f->log), 0);
+	check_plain_call(r, f, port, "POST /v1/chat/completions HTTP/1.1\r\n", f->body_len);
+	capture__stats(c, &after);
+	CHECK(after.plain_socks_llm > before.plain_socks_llm);
+	CHECK(after.plain_bytes > f->body_len + PLAIN_RESP_PAD);
+}
+
+/* One keep-alive connection: GET /v1/models first (not copied), then POST /api/chat. The
+ * stream starts at the POST; python sends headers and body in separate calls. */
+static void plain_python(struct capture *c, struct rec *r, const struct fixture *f, int port,
+			 const char *python)
+{
+	static const char script[] =
+	    "import http.client as H,sys\n"
+	    "c=H.HTTPConnection('127.0.0.1',int(sys.argv[2]),timeout=10)\n"
+	    "c.request('GET','/v1/models');c.getresponse().read()\n"
+	    "b=open(sys.argv[1],'rb').read()\n"
+	    "c.request('POST','/api/chat',body=b,headers={'Content-Type':'application/json'})\n"
+	    "c.getresponse().read();c.close()\n";
+	char p[16];
+	char *argv[] = {(char *)python, "-c", (char *)script, (char *)f->body, p, NULL};
+
+	snprintf(p, sizeof(p), "%d", port);
+	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
+	check_plain_call(r, f, port, "POST /api/chat HTTP/1.1\r\n", f->body_len);
+	CHECK_EQ_INT(count_kind(r, TT_EV_SOCK), 1);
+}
+
+/* Node's http client corks headers and body into one writev. */
+static void plain_node(struct capture *c, struct rec *r, const struct fixture *f, int port,
+		       const char *node)
+{
+	static const char script[] =
+	    "const http=require('http'),fs=require('fs');"
+	    "const b=fs.readFileSync(process.argv[1]);"
+	    "const q=http.request({host:'127.0.0.1',port:+process.argv[2],method:'POST',"
+	    "path:'/v1/messages',agent:false,headers:{'content-length':b.length}},"
+	    "res=>{res.resume();res.on('end',()=>process.exit(0));});"
+	    "q.on('error',e=>{console.error(e);process.exit(1);});q.end(b);";
+	char p[16];
+	char *argv[] = {(char *)node, "-e", (char *)script, (char *)f->body, p, NULL};
+
+	snprintf(p, sizeof(p), "%d", port);
+	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
+	check_plain_call(r, f, port, "POST /v1/messages HTTP/1.1\r\n", f->body_len);
+}
+
+TEST(live_plain_capture)
+{
+	char curl[512], python[512], node[512], openssl[512], slog[160];
+	const char *have_curl = which("curl", curl, sizeof(curl));
+	const char *have_py = !access("/usr/bin/python3", X_OK)
+				  ? "/usr/bin/python3"
+				  : which("python3", python, sizeof(python));
+	const char *have_node = which("node", node, sizeof(node));
+	struct cap_sink sink = {0};
+	struct fixture f = {0};
+	struct rec r = {0};
+	struct capture *c = NULL;
+	struct capture_stats st;
+	pid_t server;
+	int port;
+
+	if (!which("openssl", openssl, sizeof(openssl)) || !have_curl || !have_py || !have_node) {
+		printf("  live_plain_capture: needs openssl, curl, python3 and node on PATH\n");
+		CHECK(!require_bpf());
+		return;
+	}
+	CHECK(fixture__start(&f, openssl)); /* for its body file */
+	port = free_port();
+	snprintf(slog, sizeof(slog), "%s/server.log", f.dir);
+	server = plain_server__start(have_py, port, slog);
+	CHECK(server > 0 && wait_listening(port));
+	sink.ctx = &r;
+	sink.on_chunk = rec__chunk;
+	sink.on_sock = rec__sock;
+	sink.on_close = rec__close;
+	r.other = (uint32_t)server;
+	CHECK_EQ_INT(capture__open(&c, &(struct capture_opts){0}, &sink), 0);
+	if (c && server > 0) {
+		plain_curl(c, &r, &f, port, have_curl);
+		plain_python(c, &r, &f, port, have_py);
+		plain_node(c, &r, &f, port, have_node);
+		capture__stats(c, &st);
+		/* The server reads requests and writes responses: never copied. */
+		CHECK_EQ_INT(r.other_chunks, 0);
+		CHECK_EQ_INT(st.malformed_records, 0);
+		CHECK_EQ_STR(st.plain_rung, "tracepoint");
+	}
+	capture__close(c);
+	if (server > 0) {
+		kill(server, SIGTERM);
+		waitpid(server, NULL, 0);
+	}
+	unlink(slog);
+	rec__reset(&r, 0);
+	free(r.v);
+	fixture__stop(&f);
+}
+
 TEST(skipped)
 {
 	const char *why = "";
@@ -728,6 +1019,7 @@ int main(void)
 	RUN(rung_programs_load);
 	RUN(open_picks_rung);
 	RUN(live_tls_capture);
+	RUN(live_plain_capture);
 	RUN(live_loss_accounting);
 	TT_DONE();
 }

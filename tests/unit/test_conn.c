@@ -311,12 +311,13 @@ TEST(garbage_and_non_llm_traffic_make_no_call)
 	conn_table__stats(f.t, &st);
 	CHECK_EQ_INT(st.not_http, 1);
 
-	/* HTTP/2 is recognised at once (it is parsed in a later stage of the project). */
+	/* HTTP/2 is recognised at once and parsed (tests/unit/test_http2.c). */
 	f.conn_id = 11;
 	f.seq[0] = f.seq[1] = 0;
 	feed(&f, 0, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, true);
 	conn_table__stats(f.t, &st);
-	CHECK_EQ_INT(st.not_http, 2);
+	CHECK_EQ_INT(st.not_http, 1);
+	CHECK_EQ_INT(st.http2, 1);
 
 	f.conn_id = 9;
 	f.seq[0] = f.seq[1] = 0;

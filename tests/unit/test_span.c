@@ -154,6 +154,37 @@ TEST(error_and_partial_calls)
 	span_builder__free(b);
 }
 
+/* Issue 3: other operations, reasoning tokens (only when non-zero), openai.api.type. */
+TEST(reasoning_and_api_type)
+{
+	struct span_builder_opts o = { .proc_root = "/proc" };
+	struct span_builder *b = span_builder__new(&o);
+	struct llm_call c = sample_call();
+	const struct attr *a;
+	struct span *s;
+
+	c.pid = (uint32_t)getpid();
+	c.provider_name = "openai";
+	strcpy(c.operation, "embeddings");
+	strcpy(c.request_model, "text-embedding-3-small");
+	c.reasoning_tokens = 192;
+	c.api_type = "responses";
+	s = span_builder__build(b, &c);
+	CHECK_EQ_STR(s->name, "embeddings text-embedding-3-small");
+	a = span__find_attr(s, "gen_ai.usage.reasoning.output_tokens");
+	CHECK(a && a->type == ATTR_INT && a->i == 192);
+	a = span__find_attr(s, "openai.api.type");
+	CHECK(a && a->type == ATTR_STRING && !strcmp(a->s, "responses"));
+	span__free(s);
+	c.reasoning_tokens = 0;
+	c.api_type = NULL;
+	s = span_builder__build(b, &c);
+	CHECK(span__find_attr(s, "gen_ai.usage.reasoning.output_tokens") == NULL);
+	CHECK(span__find_attr(s, "openai.api.type") == NULL);
+	span__free(s);
+	span_builder__free(b);
+}
+
 /* A fake /proc: the resource is read at exec time and survives the process. */
 TEST(resource_from_fake_proc_with_env)
 {
@@ -207,6 +238,7 @@ int main(void)
 	RUN(container_id_from_cgroup_layouts);
 	RUN(span_attributes_follow_genai_conventions);
 	RUN(error_and_partial_calls);
+	RUN(reasoning_and_api_type);
 	RUN(resource_from_fake_proc_with_env);
 	TT_DONE();
 }

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Plain HTTP (no TLS) LLM traffic, captured at the socket layer: a self-hosted model reached as
+ * http://vllm.svc:8000/v1/chat/completions or Ollama on :11434.
+ *
+ * Only connections that carry LLM API calls are copied. The first bytes a TCP socket writes are
+ * judged once, here in the kernel: a request line whose path is an LLM API path makes it an LLM
+ * socket, anything else is remembered as not one (an HTTP connection gets a few more request
+ * lines, for clients that ask GET /v1/models before they POST). The verdict lives per struct sock
+ * in `plain_socks`; from then on both directions of an LLM socket are copied, and other sockets
+ * cost a lookup per call.
+ *
+ * Rung: syscall tracepoints. sys_enter_* stashes the arguments of a call on an LLM socket keyed
+ * by pid_tgid; sys_exit_* copies what the call returned (so non-blocking sockets and partial
+ * reads advance positions by what really moved). conn_id is the struct sock *, source
+ * TT_SRC_PLAINTEXT; the 5-tuple goes out as TT_EV_SOCK when the verdict is made, and
+ * sock:inet_sock_set_state(TCP_CLOSE) closes the connection. Not seen: sendfile, splice,
+ * sendmmsg/recvmmsg and io_uring.
+ */
+#include "tokentap.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define TCP_CLOSE 7
+#define MSG_PEEK 2
+
+#define PLAIN_HEAD_MAX 256 /* bytes of a write examined for a request line; a power of two */
+#define PLAIN_IOV_MAX 16   /* iovecs of one vectored call that are copied */
+#define PLAIN_RECHECKS 8   /* request lines without an LLM path before a socket is given up */
+#define PLAIN_PAT_MAX 28
+
+enum plain_verdict {
+	PLAIN_HTTP = 0,	 /* HTTP requests seen, none to an LLM path yet */
+	PLAIN_LLM = 1,	 /* copy both directions */
+	PLAIN_OTHER = 2, /* not LLM traffic: never copied */
+};
+
+/* What the first bytes of one write are. */
+enum plain_head {
+	HEAD_NOT_HTTP = 0,
+	HEAD_HTTP = 1, /* a request line, not to an LLM path */
+	HEAD_LLM = 2,  /* POST to an LLM API path */
+};
+
+/* How a syscall passes its buffer. */
+enum plain_buf_kind {
+	BUF_PLAIN = 0, /* (buf, len) */
+	BUF_IOV = 1,   /* (struct iovec *, iovcnt) */
+	BUF_MSG = 2,   /* (struct user_msghdr *, -) */
+};
+
+struct plain_sock {
+	__u64 seq[2];  /* next stream position per direction, from the LLM verdict on */
+	__u32 tgid;    /* the process that wrote the request: the close is reported as its */
+	__u8 verdict;  /* enum plain_verdict */
+	__u8 requests; /* request lines seen without an LLM path */
+	__u16 _pad;
+};
+
+/* key: struct sock *, value: the verdict on that TCP socket. Freed at TCP_CLOSE. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct plain_sock);
+} plain_socks SEC(".maps");
+
+struct plain_call {
+	__u64 sk;
+	__u64 buf;    /* the buffer, or the struct iovec array when iov is set */
+	__u64 count;  /* its length, or the number of iovecs */
+	__u64 start_ns;
+	__u32 dir;    /* enum tt_direction */
+	__u32 iov;
+};
+
+/* key: pid_tgid, value: the call on an LLM socket the thread is inside. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct plain_call);
+} plain_calls SEC(".maps");
+
+/* index: enum tt_plain_counter, value: count on this CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TT_PLAIN__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} plain_counters SEC(".maps");
+
+struct plain_head_buf {
+	char b[PLAIN_HEAD_MAX];
+};
+
+/* The first bytes of a write being judged. key: 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct plain_head_buf);
+} plain_head SEC(".maps");
+
+struct plain_pattern {
+	char s[PLAIN_PAT_MAX];
+	__u32 len;
+	__u32 bedrock; /* only under /model/ (Bedrock Runtime) */
+};
+
+/*
+ * Path endings (before any '?') of LLM API calls. "/completions" covers /v1/chat/completions,
+ * /chat/completions, /v1/completions and Azure's /openai/deployments/{d}/chat/completions.
+ */
+static const struct plain_pattern patterns[] = {
+    {"/completions", 12, 0},
+    {"/embeddings", 11, 0},
+    {"/responses", 10, 0},
+    {"/v1/messages", 12, 0},
+    {"/api/chat", 9, 0},
+    {"/api/generate", 13, 0},
+    {"/api/embed", 10, 0},
+    {"/api/embeddings", 15, 0},
+    {":generateContent", 16, 0},
+    {":streamGenerateContent", 22, 0},
+    {":embedContent", 13, 0},
+    {":batchEmbedContents", 19, 0},
+    {"/converse", 9, 1},
+    {"/converse-stream", 16, 1},
+    {"/invoke", 7, 1},
+    {"/invoke-with-response-stream", 28, 1},
+};
+#define PLAIN_NPAT (sizeof(patterns) / sizeof(patterns[0]))
+
+static __always_inline void plain__count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&plain_counters, &counter);
+
+	if (v)
+		*v += 1;
+}
+
+/* ---- judging the first bytes of a write ---------------------------------------------------- */
+
+static __always_inline bool head__ends_with(const struct plain_head_buf *h, __u32 end,
+					    const struct plain_pattern *p)
+{
+	__u32 len = p->len, k;
+
+	if (len > PLAIN_PAT_MAX || end < len)
+		return false;
+	for (k = 0; k < PLAIN_PAT_MAX; k++) {
+		if (k >= len)
+			break;
+		if (h->b[(end - len + k) & (PLAIN_HEAD_MAX - 1)] != p->s[k])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether the path ending at `end` in the judged head is an LLM API path. A global function:
+ * `end` arrives as an unknown scalar, so the verifier checks the pattern loops once instead of
+ * once per path length the caller's scan could stop at.
+ */
+__noinline int plain__llm_path(__u32 bedrock, __u32 end)
+{
+	struct plain_head_buf *h;
+	__u32 zero = 0, i;
+
+	h = bpf_map_lookup_elem(&plain_head, &zero);
+	if (!h || end > PLAIN_HEAD_MAX)
+		return 0;
+	for (i = 0; i < PLAIN_NPAT; i++) {
+		if (patterns[i].bedrock && !bedrock)
+			continue;
+		if (head__ends_with(h, end, &patterns[i]))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Judges the first bytes of a write: an HTTP/1.x request line "METHOD /path HTTP/1.x" and
+ * whether it POSTs to an LLM path. A global function: verified once, not once per caller.
+ */
+__noinline int plain__classify(__u64 src, __u64 len)
+{
+	struct plain_head_buf *h;
+	__u32 zero = 0, m, end, bedrock;
+
+	h = bpf_map_lookup_elem(&plain_head, &zero);
+	if (!h)
+		return HEAD_NOT_HTTP;
+	if (len > PLAIN_HEAD_MAX)
+		len = PLAIN_HEAD_MAX;
+	barrier_var(len);
+	/* "GET / HTTP/1.1\r\n" is the shortest request line. */
+	if (len < 16 || len > PLAIN_HEAD_MAX)
+		return HEAD_NOT_HTTP;
+	if (bpf_probe_read_user(h->b, len, (void *)src))
+		return HEAD_NOT_HTTP;
+	for (m = 0; m < 8; m++) {
+		if (h->b[m] < 'A' || h->b[m] > 'Z')
+			break;
+	}
+	if (m < 3 || m > 7 || h->b[m] != ' ' || h->b[m + 1] != '/')
+		return HEAD_NOT_HTTP;
+	if (m != 4 || h->b[0] != 'P' || h->b[1] != 'O' || h->b[2] != 'S' || h->b[3] != 'T')
+		return HEAD_HTTP;
+	for (end = m + 1; end < PLAIN_HEAD_MAX; end++) {
+		char c = h->b[end];
+
+		if (end >= len || c == ' ' || c == '?' || c == '\r')
+			break;
+	}
+	/* A path longer than what was read cannot be judged: treat it as another request. */
+	if (end >= len)
+		return HEAD_HTTP;
+	/* Bedrock Runtime paths are /model/{id}/converse...: their endings alone are too common. */
+	bedrock = h->b[5] == '/' && h->b[6] == 'm' && h->b[7] == 'o' && h->b[8] == 'd' &&
+		  h->b[9] == 'e' && h->b[10] == 'l' && h->b[11] == '/';
+	return plain__llm_path(bedrock, end) ? HEAD_LLM : HEAD_HTTP;
+}
+
+/* The syscall's buffer as (first bytes, their length) and as what the exit copies. */
+static __always_inline int plain__args(__u32 kind, __u64 a1, __u64 a2, struct plain_call *call)
+{
+	struct user_msghdr msg;
+
+	call->buf = a1;
+	call->count = a2;
+	call->iov = kind != BUF_PLAIN;
+	if (kind != BUF_MSG)
+		return 0;
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a1))
+		return -1;
+	call->buf = (__u64)msg.msg_iov;
+	call->count = msg.msg_iovlen;
+	return 0;
+}
+
+static __always_inline int plain__judge(const struct plain_call *call)
+{
+	struct iovec iov;
+
+	if (!call->iov)
+		return plain__classify(call->buf, call->count);
+	if (!call->count || bpf_probe_read_user(&iov, sizeof(iov), (void *)call->buf))
+		return HEAD_NOT_HTTP;
+	return plain__classify((__u64)iov.iov_base, iov.iov_len);
+}
+
+/* An LLM socket is announced once, with its 5-tuple, before any of its data. */
+static __always_inline void plain__announce(__u64 id, struct sock *sk, __u16 family)
+{
+	struct tt_sock_event ev = {};
+
+	hdr__fill(&ev.hdr, TT_EV_SOCK, id, (__u64)sk);
+	ev.hdr.source = TT_SRC_PLAINTEXT;
+	ev.sock_cookie = (__u64)sk;
+	ev.family = family;
+	sock__read_addrs(&ev, sk);
+	control__emit(&ev, sizeof(ev));
+	plain__count(TT_PLAIN_SOCKS_LLM);
+	tt_debug("tokentap: plain llm sock %llx %u->%u", (__u64)sk, ev.sport, ev.dport);
+}
+
+/* First write on a TCP socket: judge it and remember the verdict. */
+static __always_inline struct plain_sock *plain__judge_new(__u64 id, struct sock *sk,
+							   const struct plain_call *call)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct plain_sock fresh = {};
+	__u64 key = (__u64)sk;
+	int head;
+
+	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return NULL;
+	/* Inside an SSL call the bytes are TLS records, captured by the TLS probes. */
+	head = tls__in_call(id) ? HEAD_NOT_HTTP : plain__judge(call);
+	fresh.tgid = id >> 32;
+	fresh.verdict = head == HEAD_LLM ? PLAIN_LLM : head == HEAD_HTTP ? PLAIN_HTTP : PLAIN_OTHER;
+	fresh.requests = head == HEAD_HTTP;
+	if (bpf_map_update_elem(&plain_socks, &key, &fresh, BPF_NOEXIST))
+		return bpf_map_lookup_elem(&plain_socks, &key); /* another thread judged it */
+	if (head == HEAD_LLM)
+		plain__announce(id, sk, family);
+	else
+		plain__count(TT_PLAIN_SOCKS_OTHER);
+	return bpf_map_lookup_elem(&plain_socks, &key);
+}
+
+/* A later request on an HTTP connection whose earlier ones were not LLM calls. */
+static __always_inline void plain__rejudge(__u64 id, struct sock *sk, struct plain_sock *ps,
+					   const struct plain_call *call)
+{
+	int head = tls__in_call(id) ? HEAD_NOT_HTTP : plain__judge(call);
+
+	if (head == HEAD_LLM) {
+		ps->verdict = PLAIN_LLM;
+		ps->tgid = id >> 32;
+		plain__announce(id, sk, BPF_CORE_READ(sk, __sk_common.skc_family));
+	} else if (head == HEAD_HTTP && ++ps->requests >= PLAIN_RECHECKS) {
+		ps->verdict = PLAIN_OTHER;
+	}
+}
+
+static __always_inline int plain__enter(__u64 fd, __u32 dir, __u32 kind, __u64 a1, __u64 a2)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct plain_call call = {};
+	struct plain_sock *ps;
+	struct sock *sk;
+	__u64 key;
+
+	if ((__u32)(id >> 32) == self_tgid)
+		return 0;
+	sk = fd__sock(fd);
+	if (!sk)
+		return 0;
+	key = (__u64)sk;
+	ps = bpf_map_lookup_elem(&plain_socks, &key);
+	/* A client writes first: reads on a socket not yet judged are not a client's. */
+	if ((!ps || ps->verdict == PLAIN_HTTP) && dir != TT_DIR_WRITE)
+		return 0;
+	if (ps && ps->verdict == PLAIN_OTHER)
+		return 0;
+	if (plain__args(kind, a1, a2, &call))
+		return 0;
+	if (!ps)
+		ps = plain__judge_new(id, sk, &call);
+	else if (ps->verdict == PLAIN_HTTP)
+		plain__rejudge(id, sk, ps, &call);
+	if (!ps || ps->verdict != PLAIN_LLM || tls__in_call(id))
+		return 0;
+	call.sk = key;
+	call.dir = dir;
+	call.start_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&plain_calls, &id, &call, BPF_ANY);
+	return 0;
+}
+
+/* ---- copying what a call moved -------------------------------------------------------------- */
+
+/* Copies len bytes at src in chunks, header already in data_scratch. Global: verified once. */
+__noinline int plain__emit_buf(__u64 seq, __u64 src, __u64 len)
+{
+	const __u64 cap = (__u64)TT_CHUNK_MAX * TT_CALL_CHUNKS_MAX;
+	__u32 i;
+
+	for (i = 0; i < TT_CALL_CHUNKS_MAX; i++) {
+		__u64 off = (__u64)i * TT_CHUNK_MAX;
+
+		if (off >= len)
+			break;
+		data__emit_chunk(seq + off, src + off, len - off);
+	}
+	if (len > cap)
+		drop__count(TT_DROP_TRUNCATED_BYTES, len - cap);
+	return 0;
+}
+
+static __always_inline void plain__emit_iov(const struct plain_call *call, __u64 seq, __u64 n)
+{
+	__u64 off = 0;
+	__u32 i;
+
+	for (i = 0; i < PLAIN_IOV_MAX; i++) {
+		struct iovec iov;
+		__u64 take;
+
+		if (off >= n || i >= call->count)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(call->buf + i * sizeof(iov))))
+			break;
+		take = iov.iov_len < n - off ? iov.iov_len : n - off;
+		plain__emit_buf(seq + off, (__u64)iov.iov_base, take);
+		off += take;
+	}
+	/* The position still advances by n: the bytes not copied become a gap. */
+	if (off < n)
+		drop__count(TT_DROP_TRUNCATED_BYTES, n - off);
+}
+
+static __always_inline int plain__exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct plain_call *stash, call;
+	struct tt_data_event *ev;
+	struct plain_sock *ps;
+	__u32 zero = 0, dir;
+	__u64 seq;
+
+	stash = bpf_map_lookup_elem(&plain_calls, &id);
+	if (!stash)
+		return 0;
+	call = *stash;
+	bpf_map_delete_elem(&plain_calls, &id);
+	if (ret <= 0)
+		return 0; /* EAGAIN, EOF, error: nothing moved */
+	ps = bpf_map_lookup_elem(&plain_socks, &call.sk);
+	ev = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!ps || !ev)
+		return 0;
+	dir = call.dir & 1;
+	seq = ps->seq[dir];
+	ps->seq[dir] = seq + ret;
+	hdr__fill(&ev->hdr, TT_EV_DATA, id, call.sk);
+	ev->hdr.dir = dir;
+	ev->hdr.source = TT_SRC_PLAINTEXT;
+	ev->call_start_ns = call.start_ns;
+	ev->call_len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
+	if (call.iov)
+		plain__emit_iov(&call, seq, ret);
+	else
+		plain__emit_buf(seq, call.buf, ret);
+	return 0;
+}
+
+/* ---- rung: syscall tracepoints -------------------------------------------------------------- */
+
+/* flags_arg: which argument holds MSG_* flags, 0 for none (args[0] is the fd). */
+#define PLAIN_SYSCALL(name, dir, kind, flags_arg)                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int tp_plain_enter_##name(struct trace_event_raw_sys_enter *ctx)                           \
+	{                                                                                          \
+		/* A peek leaves the bytes queued: the next read delivers them. */                 \
+		if ((flags_arg) && (ctx->args[flags_arg] & MSG_PEEK))                              \
+			return 0;                                                                  \
+		return plain__enter(ctx->args[0], dir, kind, ctx->args[1], ctx->args[2]);          \
+	}                                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int tp_plain_exit_##name(struct trace_event_raw_sys_exit *ctx)                             \
+	{                                                                                          \
+		return plain__exit(ctx->ret);                                                      \
+	}
+
+PLAIN_SYSCALL(write, TT_DIR_WRITE, BUF_PLAIN, 0)
+PLAIN_SYSCALL(sendto, TT_DIR_WRITE, BUF_PLAIN, 0)
+PLAIN_SYSCALL(writev, TT_DIR_WRITE, BUF_IOV, 0)
+PLAIN_SYSCALL(sendmsg, TT_DIR_WRITE, BUF_MSG, 0)
+PLAIN_SYSCALL(read, TT_DIR_READ, BUF_PLAIN, 0)
+PLAIN_SYSCALL(recvfrom, TT_DIR_READ, BUF_PLAIN, 3)
+PLAIN_SYSCALL(readv, TT_DIR_READ, BUF_IOV, 0)
+PLAIN_SYSCALL(recvmsg, TT_DIR_READ, BUF_MSG, 2)
+
+/* The socket is gone (both ends done, or reset): close an LLM connection, forget the verdict. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_plain_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct tt_close_event ev = {};
+	struct plain_sock *ps;
+	__u64 key;
+
+	if (ctx->newstate != TCP_CLOSE || ctx->protocol != IPPROTO_TCP)
+		return 0;
+	key = (__u64)ctx->skaddr;
+	ps = bpf_map_lookup_elem(&plain_socks, &key);
+	if (!ps)
+		return 0;
+	if (ps->verdict == PLAIN_LLM) {
+		/* May run in softirq context: the owner is the process that wrote the request. */
+		hdr__fill(&ev.hdr, TT_EV_CLOSE, (__u64)ps->tgid << 32, key);
+		ev.hdr.source = TT_SRC_PLAINTEXT;
+		ev.write_seq = ps->seq[TT_DIR_WRITE];
+		ev.read_seq = ps->seq[TT_DIR_READ];
+		control__emit(&ev, sizeof(ev));
+	}
+	bpf_map_delete_elem(&plain_socks, &key);
+	return 0;
+}

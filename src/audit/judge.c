@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Shadow AI detection and policy verdicts, added to spans as attributes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit/judge.h"
+
+#define LOG_BURST 20 /* denied-call lines per second at most; the rest are counted */
+
+struct audit_judge {
+	struct proc_table *procs;
+	struct policy *policy;
+	time_t log_second;
+	unsigned log_in_second;
+	uint64_t log_suppressed;
+};
+
+struct audit_judge *audit_judge__new(struct proc_table *procs, struct policy *policy)
+{
+	struct audit_judge *j = calloc(1, sizeof(*j));
+
+	if (j) {
+		j->procs = procs;
+		j->policy = policy;
+	}
+	return j;
+}
+
+void audit_judge__free(struct audit_judge *j)
+{
+	free(j);
+}
+
+static const char *attr_str(const struct span *s, const char *key)
+{
+	const struct attr *a = span__find_attr(s, key);
+
+	return a && a->type == ATTR_STRING ? a->s : NULL;
+}
+
+static int64_t attr_int(const struct span *s, const char *key)
+{
+	const struct attr *a = span__find_attr(s, key);
+
+	return a && a->type == ATTR_INT ? a->i : -1;
+}
+
+const char *shadow__detect(const struct span *s, char *why, size_t cap)
+{
+	const char *by = attr_str(s, "tokentap.provider.detected_by");
+	const char *host = attr_str(s, "server.address");
+	const char *peer = attr_str(s, "network.peer.address");
+	int64_t port = attr_int(s, "server.port"), peer_port = attr_int(s, "network.peer.port");
+
+	/* Recognised by the API's path and body only: a server that is not a known provider. */
+	if (by && (!strcmp(by, "path") || !strcmp(by, "shape"))) {
+		snprintf(why, cap, "LLM API (%s shape) served by %s, not a known provider host",
+			 attr_str(s, "gen_ai.provider.name") ?: "unknown", host ?: "an unknown host");
+		return "unknown_provider_host";
+	}
+	/* The Host names a provider, but the socket went elsewhere: a forward proxy (CONNECT
+	 * tunnel) or a relay listening on another port. */
+	if (by && peer && port > 0 && peer_port > 0 && port != peer_port) {
+		snprintf(why, cap, "%s:%lld reached through %s:%lld (proxy or tunnel)",
+			 host ?: "?", (long long)port, peer, (long long)peer_port);
+		return "provider_via_proxy";
+	}
+	return NULL;
+}
+
+#define ADD_STR(s, k, v) attrs__add_str((s)->attrs, &(s)->n_attrs, SPAN_MAX_ATTRS, k, v)
+#define ADD_BOOL(s, k, v) attrs__add_bool((s)->attrs, &(s)->n_attrs, SPAN_MAX_ATTRS, k, v)
+
+/* Wire-supplied strings go to the log: keep them printable and short. */
+static void log_safe(char *dst, size_t cap, const char *src)
+{
+	size_t i = 0;
+
+	for (; src && *src && i + 1 < cap; src++)
+		dst[i++] = (*src >= 0x21 && *src < 0x7f) ? *src : '?';
+	dst[i] = '\0';
+}
+
+static void judge__log(struct audit_judge *j, const struct span *s, const struct policy_call *c,
+		       const struct policy_verdict *v)
+{
+	char host[80], model[80], exe[160], viol[256] = "";
+	time_t now = time(NULL);
+
+	if (now != j->log_second) {
+		if (j->log_suppressed)
+			fprintf(stderr, "tokentap: policy: %llu more denied calls not logged\n",
+				(unsigned long long)j->log_suppressed);
+		j->log_second = now;
+		j->log_in_second = 0;
+		j->log_suppressed = 0;
+	}
+	if (++j->log_in_second > LOG_BURST) {
+		j->log_suppressed++;
+		return;
+	}
+	for (int i = 0; i < v->n_violations; i++)
+		snprintf(viol + strlen(viol), sizeof(viol) - strlen(viol), "%s%s", i ? "," : "",
+			 v->violations[i]);
+	log_safe(host, sizeof(host), c->host);
+	log_safe(model, sizeof(model), c->model);
+	log_safe(exe, sizeof(exe), c->exe);
+	fprintf(stderr,
+		"tokentap: policy: denied pid=%u exe=%s uid=%lld provider=%s host=%s model=%s "
+		"rule=%s violations=%s\n",
+		s->resource ? s->resource->pid : 0, exe[0] ? exe : "?", (long long)c->uid,
+		c->provider ?: "?", host[0] ? host : "?", model[0] ? model : "?",
+		v->rule ?: "(default)", viol);
+}
+
+static void judge__policy(struct audit_judge *j, struct span *s, bool shadow)
+{
+	const struct proc_facts *f = NULL;
+	struct policy_call c = { .uid = -1, .shadow_ai = shadow };
+	struct policy_verdict v;
+
+	if (s->resource && j->procs)
+		f = proc_table__get(j->procs, s->resource->pid);
+	if (f) {
+		c.exe = f->exe;
+		c.container_id = f->container_id;
+		c.pod_uid = f->pod_uid;
+		c.user = f->user;
+		c.uid = f->uid;
+	}
+	c.provider = attr_str(s, "gen_ai.provider.name");
+	c.host = attr_str(s, "server.address");
+	c.model = attr_str(s, "gen_ai.request.model") ?: attr_str(s, "gen_ai.response.model");
+	c.key_fingerprint = attr_str(s, "tokentap.api_key.fingerprint");
+	policy__eval(j->policy, &c, &v);
+	ADD_STR(s, "tokentap.policy.verdict", v.denied ? "denied" : "allowed");
+	if (v.n_violations)
+		attrs__add_str_array(s->attrs, &s->n_attrs, SPAN_MAX_ATTRS,
+				     "tokentap.policy.violations", v.violations,
+				     (size_t)v.n_violations);
+	if (v.rule)
+		ADD_STR(s, "tokentap.policy.rule", v.rule);
+	if (v.denied)
+		judge__log(j, s, &c, &v);
+}
+
+void audit_judge__span(struct audit_judge *j, struct span *s)
+{
+	char why[256];
+	const char *reason = shadow__detect(s, why, sizeof(why));
+
+	ADD_BOOL(s, "tokentap.shadow_ai", reason != NULL);
+	if (reason) {
+		ADD_STR(s, "tokentap.shadow_ai.reason", reason);
+		ADD_STR(s, "tokentap.shadow_ai.detail", why);
+	}
+	if (j->policy)
+		judge__policy(j, s, reason != NULL);
+}
