@@ -3,12 +3,15 @@
  * Plain HTTP (no TLS) LLM traffic, captured at the socket layer: a self-hosted model reached as
  * http://vllm.svc:8000/v1/chat/completions or Ollama on :11434.
  *
- * Only connections that carry LLM API calls are copied. The first bytes a TCP socket writes are
- * judged once, here in the kernel: a request line whose path is an LLM API path makes it an LLM
- * socket, anything else is remembered as not one (an HTTP connection gets a few more request
- * lines, for clients that ask GET /v1/models before they POST). The verdict lives per struct sock
- * in `plain_socks`; from then on both directions of an LLM socket are copied, and other sockets
- * cost a lookup per call.
+ * Only connections that carry LLM API calls are copied, and the common case is kept cheap:
+ *  - every LLM API call is a POST, so a write that does not start with "POST /" is left after a
+ *    peek at its first bytes (no fd lookup), unless its process owns an LLM socket;
+ *  - a socket that writes "POST /path" is judged, here in the kernel: an LLM API path makes it an
+ *    LLM socket, another path leaves it an HTTP socket judged again at its next POSTs (a client
+ *    may call /v1/models first), up to PLAIN_RECHECKS. The verdict lives per struct sock in
+ *    `plain_socks`; both directions of an LLM socket are copied from then on;
+ *  - reads, and every syscall exit, return at once while no LLM socket is live on the host
+ *    (`plain_llm_live`), and after one map lookup for processes that own none (`plain_procs`).
  *
  * Rung: syscall tracepoints. sys_enter_* stashes the arguments of a call on an LLM socket keyed
  * by pid_tgid; sys_exit_* copies what the call returned (so non-blocking sockets and partial
@@ -68,6 +71,7 @@ struct {
 } plain_socks SEC(".maps");
 
 struct plain_call {
+	__u64 nr; /* syscall number: the exit must be this call's */
 	__u64 sk;
 	__u64 buf;    /* the buffer, or the struct iovec array when iov is set */
 	__u64 count;  /* its length, or the number of iovecs */
@@ -83,6 +87,20 @@ struct {
 	__type(key, __u64);
 	__type(value, struct plain_call);
 } plain_calls SEC(".maps");
+
+/*
+ * LLM sockets alive on the host. May overcount (an LLM socket evicted from plain_socks is never
+ * counted down), which only costs the fast paths, never a missed byte.
+ */
+__u64 plain_llm_live = 0;
+
+/* key: tgid, value: LLM sockets the process owns (same caveat). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} plain_procs SEC(".maps");
 
 /* index: enum tt_plain_counter, value: count on this CPU. */
 struct {
@@ -242,15 +260,75 @@ static __always_inline int plain__args(__u32 kind, __u64 a1, __u64 a2, struct pl
 	return 0;
 }
 
-static __always_inline int plain__judge(const struct plain_call *call)
+/* The first buffer of the call: the buffer itself, or its first iovec. */
+static __always_inline int plain__first(const struct plain_call *call, __u64 *src, __u64 *len)
 {
 	struct iovec iov;
 
+	*src = call->buf;
+	*len = call->count;
 	if (!call->iov)
-		return plain__classify(call->buf, call->count);
+		return 0;
 	if (!call->count || bpf_probe_read_user(&iov, sizeof(iov), (void *)call->buf))
+		return -1;
+	*src = (__u64)iov.iov_base;
+	*len = iov.iov_len;
+	return 0;
+}
+
+/* A peek at the first bytes: only a write starting "POST /" can make a socket an LLM one. */
+static __always_inline bool plain__posts(const struct plain_call *call)
+{
+	char b[8];
+	__u64 src, len;
+
+	if (plain__first(call, &src, &len) || len < 16 || bpf_probe_read_user(b, 6, (void *)src))
+		return false;
+	return b[0] == 'P' && b[1] == 'O' && b[2] == 'S' && b[3] == 'T' && b[4] == ' ' &&
+	       b[5] == '/';
+}
+
+static __always_inline int plain__judge(const struct plain_call *call)
+{
+	__u64 src, len;
+
+	if (plain__first(call, &src, &len))
 		return HEAD_NOT_HTTP;
-	return plain__classify((__u64)iov.iov_base, iov.iov_len);
+	return plain__classify(src, len);
+}
+
+/* Counts an LLM socket in for its process and the host: their reads get looked at from now. */
+static __always_inline void plain__own(__u32 tgid)
+{
+	__u64 one = 1, *n;
+
+	__sync_fetch_and_add(&plain_llm_live, 1);
+	n = bpf_map_lookup_elem(&plain_procs, &tgid);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&plain_procs, &tgid, &one, BPF_NOEXIST) &&
+		 (n = bpf_map_lookup_elem(&plain_procs, &tgid)))
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void plain__disown(__u32 tgid)
+{
+	__u64 *n = bpf_map_lookup_elem(&plain_procs, &tgid);
+
+	if (plain_llm_live)
+		__sync_fetch_and_add(&plain_llm_live, -1);
+	if (!n)
+		return;
+	if (*n <= 1)
+		bpf_map_delete_elem(&plain_procs, &tgid);
+	else
+		__sync_fetch_and_add(n, -1);
+}
+
+/* Whether the process owns an LLM socket (its reads and all its writes are looked at). */
+static __always_inline bool plain__owner(__u32 tgid)
+{
+	return plain_llm_live && bpf_map_lookup_elem(&plain_procs, &tgid);
 }
 
 /* An LLM socket is announced once, with its 5-tuple, before any of its data. */
@@ -264,11 +342,12 @@ static __always_inline void plain__announce(__u64 id, struct sock *sk, __u16 fam
 	ev.family = family;
 	sock__read_addrs(&ev, sk);
 	control__emit(&ev, sizeof(ev));
+	plain__own(id >> 32);
 	plain__count(TT_PLAIN_SOCKS_LLM);
 	tt_debug("tokentap: plain llm sock %llx %u->%u", (__u64)sk, ev.sport, ev.dport);
 }
 
-/* First write on a TCP socket: judge it and remember the verdict. */
+/* First request line a TCP socket writes: judge it and remember the verdict. */
 static __always_inline struct plain_sock *plain__judge_new(__u64 id, struct sock *sk,
 							   const struct plain_call *call)
 {
@@ -281,8 +360,10 @@ static __always_inline struct plain_sock *plain__judge_new(__u64 id, struct sock
 		return NULL;
 	/* Inside an SSL call the bytes are TLS records, captured by the TLS probes. */
 	head = tls__in_call(id) ? HEAD_NOT_HTTP : plain__judge(call);
+	if (head == HEAD_NOT_HTTP)
+		return NULL; /* judged at its first request line, if it ever writes one */
 	fresh.tgid = id >> 32;
-	fresh.verdict = head == HEAD_LLM ? PLAIN_LLM : head == HEAD_HTTP ? PLAIN_HTTP : PLAIN_OTHER;
+	fresh.verdict = head == HEAD_LLM ? PLAIN_LLM : PLAIN_HTTP;
 	fresh.requests = head == HEAD_HTTP;
 	if (bpf_map_update_elem(&plain_socks, &key, &fresh, BPF_NOEXIST))
 		return bpf_map_lookup_elem(&plain_socks, &key); /* another thread judged it */
@@ -308,15 +389,26 @@ static __always_inline void plain__rejudge(__u64 id, struct sock *sk, struct pla
 	}
 }
 
-static __always_inline int plain__enter(__u64 fd, __u32 dir, __u32 kind, __u64 a1, __u64 a2)
+static __always_inline int plain__enter(__u64 nr, __u64 fd, __u32 dir, __u32 kind, __u64 a1,
+					__u64 a2)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
 	struct plain_call call = {};
 	struct plain_sock *ps;
 	struct sock *sk;
+	bool owner;
 	__u64 key;
 
-	if ((__u32)(id >> 32) == self_tgid)
+	if (tgid == self_tgid)
+		return 0;
+	/* The fast paths: every syscall on the host that reads or writes comes through here. */
+	owner = plain__owner(tgid);
+	if (!owner && dir != TT_DIR_WRITE)
+		return 0;
+	if (plain__args(kind, a1, a2, &call))
+		return 0;
+	if (!owner && !plain__posts(&call))
 		return 0;
 	sk = fd__sock(fd);
 	if (!sk)
@@ -328,14 +420,13 @@ static __always_inline int plain__enter(__u64 fd, __u32 dir, __u32 kind, __u64 a
 		return 0;
 	if (ps && ps->verdict == PLAIN_OTHER)
 		return 0;
-	if (plain__args(kind, a1, a2, &call))
-		return 0;
 	if (!ps)
 		ps = plain__judge_new(id, sk, &call);
 	else if (ps->verdict == PLAIN_HTTP)
 		plain__rejudge(id, sk, ps, &call);
 	if (!ps || ps->verdict != PLAIN_LLM || tls__in_call(id))
 		return 0;
+	call.nr = nr;
 	call.sk = key;
 	call.dir = dir;
 	call.start_ns = bpf_ktime_get_ns();
@@ -385,7 +476,7 @@ static __always_inline void plain__emit_iov(const struct plain_call *call, __u64
 		drop__count(TT_DROP_TRUNCATED_BYTES, n - off);
 }
 
-static __always_inline int plain__exit(long ret)
+static __always_inline int plain__exit(__u64 nr, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct plain_call *stash, call;
@@ -394,12 +485,16 @@ static __always_inline int plain__exit(long ret)
 	__u32 zero = 0, dir;
 	__u64 seq;
 
+	/* Calls are stashed only on LLM sockets. */
+	if (!plain_llm_live)
+		return 0;
 	stash = bpf_map_lookup_elem(&plain_calls, &id);
 	if (!stash)
 		return 0;
 	call = *stash;
 	bpf_map_delete_elem(&plain_calls, &id);
-	if (ret <= 0)
+	/* A stash left by an enter whose exit never ran (the thread died) is not this call's. */
+	if (call.nr != nr || ret <= 0)
 		return 0; /* EAGAIN, EOF, error: nothing moved */
 	ps = bpf_map_lookup_elem(&plain_socks, &call.sk);
 	ev = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -430,12 +525,13 @@ static __always_inline int plain__exit(long ret)
 		/* A peek leaves the bytes queued: the next read delivers them. */                 \
 		if ((flags_arg) && (ctx->args[flags_arg] & MSG_PEEK))                              \
 			return 0;                                                                  \
-		return plain__enter(ctx->args[0], dir, kind, ctx->args[1], ctx->args[2]);          \
+		return plain__enter(ctx->id, ctx->args[0], dir, kind, ctx->args[1],              \
+				    ctx->args[2]);                                                 \
 	}                                                                                          \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int tp_plain_exit_##name(struct trace_event_raw_sys_exit *ctx)                             \
 	{                                                                                          \
-		return plain__exit(ctx->ret);                                                      \
+		return plain__exit(ctx->id, ctx->ret);                                             \
 	}
 
 PLAIN_SYSCALL(write, TT_DIR_WRITE, BUF_PLAIN, 0)
@@ -468,6 +564,7 @@ int tp_plain_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		ev.write_seq = ps->seq[TT_DIR_WRITE];
 		ev.read_seq = ps->seq[TT_DIR_READ];
 		control__emit(&ev, sizeof(ev));
+		plain__disown(ps->tgid);
 	}
 	bpf_map_delete_elem(&plain_socks, &key);
 	return 0;

@@ -108,13 +108,84 @@ __noinline int data__emit_chunk(__u64 seq, __u64 src, __u64 len)
 	return 1;
 }
 
+/* plain.bpf.c's judge of a write's first bytes, shared so TLS and plain HTTP follow one rule. */
+extern int plain__classify(__u64 src, __u64 len);
+#define CLASSIFY_HTTP 1 /* a request line to a path that is no LLM API */
+#define CLASSIFY_LLM 2	/* a POST to an LLM API path */
+
+/* A server's first write is a response: "HTTP/1.". */
+static __always_inline bool buf__is_response(__u64 buf, __u64 n)
+{
+	char b[8] = {};
+
+	if (n < 8 || bpf_probe_read_user(b, sizeof(b), (void *)buf))
+		return false;
+	return b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' && b[4] == '/' &&
+	       b[5] == '1' && b[6] == '.';
+}
+
+/*
+ * Whether this call's bytes are copied. A connection's first write decides: a request line to
+ * a path that is no LLM API, or a server's response, makes it ignored; anything else (an LLM
+ * request, HTTP/2 whose paths hide in HPACK, another protocol, a body because capture began
+ * mid-stream) is copied and left to user space. Each later write of an ignored connection is
+ * judged again, and copying resumes at a request to an LLM path (a keep-alive client may GET
+ * /v1/models first). Ignoring skips the copy, the ring buffer and user space; the probes' own
+ * cost stays.
+ */
+static __always_inline bool conn__copying(struct conn_state *st, const struct ssl_call *call,
+					  __u64 n)
+{
+	int head;
+
+	if (st->verdict == VERDICT_COPY)
+		return true;
+	if (call->dir != TT_DIR_WRITE)
+		return st->verdict == VERDICT_NEW; /* a server reads requests before it writes */
+	head = plain__classify(call->buf, n);
+	if (head == CLASSIFY_LLM) {
+		st->pending = st->verdict == VERDICT_IGNORE ? PENDING_SYNC : st->pending;
+		st->verdict = VERDICT_COPY;
+		return true;
+	}
+	if (st->verdict == VERDICT_IGNORE)
+		return false;
+	if (head == CLASSIFY_HTTP || buf__is_response(call->buf, n)) {
+		st->verdict = VERDICT_IGNORE;
+		st->pending = PENDING_IGNORE;
+		return false;
+	}
+	st->verdict = VERDICT_COPY;
+	return true;
+}
+
+/* Sends the positions record the connection owes (TT_EV_IGNORE or TT_EV_SYNC), if any. */
+static __always_inline void conn__send_pending(struct conn_state *st, const struct ssl_call *call,
+					       __u64 id, __u64 wseq, __u64 rseq)
+{
+	struct tt_close_event ev = {};
+
+	if (st->pending == PENDING_NONE)
+		return;
+	hdr__fill(&ev.hdr, st->pending == PENDING_IGNORE ? TT_EV_IGNORE : TT_EV_SYNC, id, call->ssl);
+	ev.hdr.source = call->source;
+	ev.write_seq = wseq;
+	ev.read_seq = rseq;
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), ringbuf__flags(sizeof(ev)))) {
+		drop__count(TT_DROP_CONTROL_RECORDS, 1);
+		return; /* owed still: sent before a later record */
+	}
+	st->pending = PENDING_NONE;
+}
+
 static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __u64 n)
 {
 	const __u64 cap = (__u64)TT_CHUNK_MAX * TT_CALL_CHUNKS_MAX;
 	struct conn_state *st = conn__get(id >> 32, call->ssl);
 	struct tt_data_event *ev;
 	__u32 zero = 0, dir = call->dir & 1;
-	__u64 seq;
+	__u64 seq, wseq, rseq;
+	bool copy;
 
 	ev = bpf_map_lookup_elem(&data_scratch, &zero);
 	if (!st || !ev) {
@@ -124,6 +195,12 @@ static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __
 	/* The position advances by everything transferred, delivered or not: losses become gaps. */
 	seq = st->seq[dir];
 	st->seq[dir] = seq + n;
+	wseq = dir == TT_DIR_WRITE ? seq : st->seq[TT_DIR_WRITE];
+	rseq = dir == TT_DIR_READ ? seq : st->seq[TT_DIR_READ];
+	copy = conn__copying(st, call, n);
+	conn__send_pending(st, call, id, wseq, rseq);
+	if (!copy)
+		return;
 
 	hdr__fill(&ev->hdr, TT_EV_DATA, id, call->ssl);
 	ev->hdr.dir = dir;
@@ -136,7 +213,9 @@ static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __
 
 		if (off >= n)
 			break;
-		data__emit_chunk(seq + off, call->buf + off, n - off);
+		/* A lost record: user space learns the positions before this connection's next. */
+		if (!data__emit_chunk(seq + off, call->buf + off, n - off))
+			st->pending = PENDING_SYNC;
 	}
 	if (n > cap)
 		drop__count(TT_DROP_TRUNCATED_BYTES, n - cap);

@@ -88,10 +88,26 @@ struct conn_key {
 	__u64 ssl;
 };
 
+/* Whether a TLS connection's bytes are copied (tls.bpf.c, conn__copying). */
+enum conn_verdict {
+	VERDICT_NEW = 0,    /* no write judged yet */
+	VERDICT_COPY = 1,   /* LLM traffic, or what the kernel cannot judge (HTTP/2, other) */
+	VERDICT_IGNORE = 2, /* not LLM traffic: positions advance, nothing is copied */
+};
+
+/* A positions record owed to user space (tls.bpf.c), sent before the next data record. */
+enum conn_pending {
+	PENDING_NONE = 0,
+	PENDING_IGNORE = 1, /* TT_EV_IGNORE */
+	PENDING_SYNC = 2,   /* TT_EV_SYNC: records were dropped, or copying resumes */
+};
+
 struct conn_state {
 	__u64 seq[2];	     /* next stream position, indexed by enum tt_direction */
 	__u32 sock_reported; /* TT_EV_SOCK already sent for this connection */
-	__u32 _pad;
+	__u8 verdict;	     /* enum conn_verdict */
+	__u8 pending;	     /* enum conn_pending */
+	__u16 _pad;
 };
 
 /* key: {tgid, SSL*}, value: stream positions of that connection. */

@@ -28,6 +28,19 @@ enum tt_event_kind {
 	TT_EV_SOCK = 3,  /* the socket (5-tuple) an SSL connection runs on, learned once */
 	TT_EV_EXEC = 4,  /* a process called execve: user space may have a new file to probe */
 	TT_EV_EXIT = 5,  /* a whole process (thread group) exited */
+	/*
+	 * struct tt_close_event: the kernel judged the connection not LLM traffic from its first
+	 * write and stops copying it at these positions. Bytes past them are skipped on purpose,
+	 * not lost; a TT_EV_SYNC resumes copying if a later request goes to an LLM API path.
+	 */
+	TT_EV_IGNORE = 6,
+	/*
+	 * struct tt_close_event: the positions of both directions before the next record of this
+	 * connection. Undelivered bytes below them were lost (the kernel sends one after its
+	 * records were dropped, so a lost exchange is known before the next one starts); after
+	 * TT_EV_IGNORE they were skipped, and copying resumes here at a request start.
+	 */
+	TT_EV_SYNC = 7,
 };
 
 enum tt_direction {
@@ -60,8 +73,8 @@ enum tt_drop_counter {
  * each value is a __u64 count.
  */
 enum tt_plain_counter {
-	TT_PLAIN_SOCKS_LLM = 0,   /* TCP sockets whose first request line has an LLM API path */
-	TT_PLAIN_SOCKS_OTHER = 1, /* TCP sockets judged not LLM traffic: never copied */
+	TT_PLAIN_SOCKS_LLM = 0,   /* TCP sockets that POSTed to an LLM API path: copied */
+	TT_PLAIN_SOCKS_OTHER = 1, /* TCP sockets whose first request judged went elsewhere */
 	TT_PLAIN__COUNT = 2,
 };
 

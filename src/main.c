@@ -99,6 +99,16 @@ static void on_close(void *ctx, const struct cap_close *c)
 	conn_table__on_close(((struct pipeline *)ctx)->conns, c);
 }
 
+static void on_ignore(void *ctx, const struct cap_close *c)
+{
+	conn_table__on_ignore(((struct pipeline *)ctx)->conns, c);
+}
+
+static void on_sync(void *ctx, const struct cap_close *c)
+{
+	conn_table__on_sync(((struct pipeline *)ctx)->conns, c);
+}
+
 static void on_sock(void *ctx, const struct cap_sock *s)
 {
 	conn_table__on_sock(((struct pipeline *)ctx)->conns, s);
@@ -365,6 +375,8 @@ static int pipeline__open(struct pipeline *p, const struct config *cfg)
 		.on_close = on_close,
 		.on_sock = on_sock,
 		.on_proc = on_proc,
+		.on_ignore = on_ignore,
+		.on_sync = on_sync,
 	};
 	int err;
 
@@ -426,6 +438,9 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		(unsigned long long)ls->calls, (unsigned long long)ls->json_errors,
 		(unsigned long long)p->spans_built);
 	pipeline__print_proto_stats(&ns);
+	fprintf(stderr, " ignored=%llu ignored_bytes=%llu resumed=%llu syncs=%llu",
+		(unsigned long long)ns.ignored, (unsigned long long)ns.ignored_bytes,
+		(unsigned long long)ns.resumed, (unsigned long long)ns.syncs);
 	fprintf(stderr,
 		" plain_rung=%s plain_records=%llu plain_bytes=%llu plain_socks_llm=%llu "
 		"plain_socks_other=%llu",

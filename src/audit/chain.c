@@ -78,24 +78,27 @@ static int chain__check(struct chain_state *st, uint64_t seq, const char *prev,
 		if (!strcmp(prev, AUDIT_GENESIS) && seq == 0)
 			return 0;
 		if (!strcmp(prev, AUDIT_GENESIS)) {
-			snprintf(err, cap, "the chain starts (genesis prev_hash) at seq %llu, not 0",
+			snprintf(err, cap,
+				 "the chain starts (genesis prev_hash) at seq %llu, not 0",
 				 (unsigned long long)seq);
 			return -EBADMSG;
 		}
 		if (o->partial)
 			return 0;
-		snprintf(err, cap,
-			 "the chain does not start here: seq %llu links to an earlier record. Give "
-			 "the earlier files first (oldest first), or --partial when retention removed "
-			 "them",
-			 (unsigned long long)seq);
+		snprintf(
+		    err, cap,
+		    "the chain does not start here: seq %llu links to an earlier record. Give "
+		    "the earlier files first (oldest first), or --partial when retention removed "
+		    "them",
+		    (unsigned long long)seq);
 		return -EBADMSG;
 	}
 	if (seq > st->seq + 1) {
-		snprintf(err, cap,
-			 "seq %llu follows seq %llu: %llu record(s) missing before this line (deleted)",
-			 (unsigned long long)seq, (unsigned long long)st->seq,
-			 (unsigned long long)(seq - st->seq - 1));
+		snprintf(
+		    err, cap,
+		    "seq %llu follows seq %llu: %llu record(s) missing before this line (deleted)",
+		    (unsigned long long)seq, (unsigned long long)st->seq,
+		    (unsigned long long)(seq - st->seq - 1));
 		return -EBADMSG;
 	}
 	if (seq != st->seq + 1) {
@@ -138,16 +141,18 @@ int chain__verify_file(FILE *f, const char *name, struct chain_state *st,
 		lineno++;
 		if (n == 0 || buf[n - 1] != '\n') {
 			snprintf(err, errcap, "%s:%llu: %s", name, (unsigned long long)lineno,
-				 feof(f) ? "last line is incomplete (no newline): a torn write, or the "
-					   "file was cut"
-					 : "line longer than any record");
+				 feof(f)
+				     ? "last line is incomplete (no newline): a torn write, or the "
+				       "file was cut"
+				     : "line longer than any record");
 			ret = -EBADMSG;
 			break;
 		}
 		buf[--n] = '\0';
 		if (memchr(buf, '\0', n) || !chain__parse_line(buf, n, &seq, prev)) {
-			snprintf(err, errcap, "%s:%llu: not an audit record (no valid seq/prev_hash)",
-				 name, (unsigned long long)lineno);
+			snprintf(err, errcap,
+				 "%s:%llu: not an audit record (no valid seq/prev_hash)", name,
+				 (unsigned long long)lineno);
 			ret = -EBADMSG;
 			break;
 		}
@@ -219,23 +224,24 @@ int chain__read_tail(const char *path, struct chain_state *st, size_t *torn_byte
 
 static void audit__usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: tokentap audit verify [--partial] [--expect-head HASH] FILE...\n"
-		"Checks the hash chain of audit files written by --audit. Give rotated files oldest\n"
-		"first (FILE.3 FILE.2 FILE.1 FILE); the chain must run unbroken through all of them.\n"
-		"  --partial           the first record may link to records deleted by rotation\n"
-		"  --expect-head HASH  the SHA-256 of the last record, recorded elsewhere: detects a\n"
-		"                      cut or edited tail\n"
-		"Exit 0 when the chain holds, 1 at the first broken line, 2 on usage errors.\n");
+	fprintf(
+	    out,
+	    "Usage: tokentap audit verify [--partial] [--expect-head HASH] FILE...\n"
+	    "Checks the hash chain of audit files written by --audit. Give rotated files oldest\n"
+	    "first (FILE.3 FILE.2 FILE.1 FILE); the chain must run unbroken through all of them.\n"
+	    "  --partial           the first record may link to records deleted by rotation\n"
+	    "  --expect-head HASH  the SHA-256 of the last record, recorded elsewhere: detects a\n"
+	    "                      cut or edited tail\n"
+	    "Exit 0 when the chain holds, 1 at the first broken line, 2 on usage errors.\n");
 }
 
 static int audit__verify(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "partial", no_argument, NULL, 'p' },
-		{ "expect-head", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
+	    {"partial", no_argument, NULL, 'p'},
+	    {"expect-head", required_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
 	};
 	struct chain_verify_opts o = {};
 	struct chain_state st = {};
@@ -301,6 +307,6 @@ int audit__main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "verify"))
 		return audit__verify(argc - 1, argv + 1);
 	audit__usage(argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? stdout
-											   : stderr);
+											 : stderr);
 	return 2;
 }

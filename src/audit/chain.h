@@ -15,18 +15,18 @@
 #include <stdio.h>
 
 #define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
-#define AUDIT_HASH_HEX 65          /* 64 hex digits and a NUL */
-#define AUDIT_MAX_LINE (1u << 20)  /* a record longer than this is not one of ours */
+#define AUDIT_HASH_HEX 65	  /* 64 hex digits and a NUL */
+#define AUDIT_MAX_LINE (1u << 20) /* a record longer than this is not one of ours */
 
 /* SHA-256 of data as 64 lowercase hex digits. */
 void chain__hash_hex(const void *data, size_t n, char out[AUDIT_HASH_HEX]);
 
 /* Where a chain stands: the hash of its last record and that record's seq. */
 struct chain_state {
-	bool started;      /* a record has been seen */
-	uint64_t seq;      /* seq of the last record */
+	bool started;		   /* a record has been seen */
+	uint64_t seq;		   /* seq of the last record */
 	char head[AUDIT_HASH_HEX]; /* hash of the last record's line */
-	uint64_t records;  /* records checked */
+	uint64_t records;	   /* records checked */
 	uint64_t first_seq;
 };
 

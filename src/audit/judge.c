@@ -57,14 +57,15 @@ const char *shadow__detect(const struct span *s, char *why, size_t cap)
 	/* Recognised by the API's path and body only: a server that is not a known provider. */
 	if (by && (!strcmp(by, "path") || !strcmp(by, "shape"))) {
 		snprintf(why, cap, "LLM API (%s shape) served by %s, not a known provider host",
-			 attr_str(s, "gen_ai.provider.name") ?: "unknown", host ?: "an unknown host");
+			 attr_str(s, "gen_ai.provider.name") ?: "unknown",
+			 host ?: "an unknown host");
 		return "unknown_provider_host";
 	}
 	/* The Host names a provider, but the socket went elsewhere: a forward proxy (CONNECT
 	 * tunnel) or a relay listening on another port. */
 	if (by && peer && port > 0 && peer_port > 0 && port != peer_port) {
-		snprintf(why, cap, "%s:%lld reached through %s:%lld (proxy or tunnel)",
-			 host ?: "?", (long long)port, peer, (long long)peer_port);
+		snprintf(why, cap, "%s:%lld reached through %s:%lld (proxy or tunnel)", host ?: "?",
+			 (long long)port, peer, (long long)peer_port);
 		return "provider_via_proxy";
 	}
 	return NULL;
@@ -118,7 +119,7 @@ static void judge__log(struct audit_judge *j, const struct span *s, const struct
 static void judge__policy(struct audit_judge *j, struct span *s, bool shadow)
 {
 	const struct proc_facts *f = NULL;
-	struct policy_call c = { .uid = -1, .shadow_ai = shadow };
+	struct policy_call c = {.uid = -1, .shadow_ai = shadow};
 	struct policy_verdict v;
 
 	if (s->resource && j->procs)

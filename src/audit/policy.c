@@ -114,17 +114,17 @@ struct list_key {
 };
 
 static const struct list_key match_keys[] = {
-	{ "executables", offsetof(struct policy_rule, exes) },
-	{ "container_ids", offsetof(struct policy_rule, containers) },
-	{ "pod_uids", offsetof(struct policy_rule, pods) },
-	{ "users", offsetof(struct policy_rule, users) },
+    {"executables", offsetof(struct policy_rule, exes)},
+    {"container_ids", offsetof(struct policy_rule, containers)},
+    {"pod_uids", offsetof(struct policy_rule, pods)},
+    {"users", offsetof(struct policy_rule, users)},
 };
 
 static const struct list_key allow_keys[] = {
-	{ "providers", offsetof(struct policy_rule, providers) },
-	{ "hosts", offsetof(struct policy_rule, hosts) },
-	{ "models", offsetof(struct policy_rule, models) },
-	{ "api_keys", offsetof(struct policy_rule, keys) },
+    {"providers", offsetof(struct policy_rule, providers)},
+    {"hosts", offsetof(struct policy_rule, hosts)},
+    {"models", offsetof(struct policy_rule, models)},
+    {"api_keys", offsetof(struct policy_rule, keys)},
 };
 
 static int parse_lists(struct json_object *obj, struct policy_rule *r, const struct list_key *keys,
@@ -144,16 +144,18 @@ static int parse_lists(struct json_object *obj, struct policy_rule *r, const str
 			;
 		if (k == nkeys) {
 			if (!strcmp(key, "pod_labels"))
-				snprintf(err, cap,
-					 "%s.pod_labels: tokentap cannot see pod labels (it knows a "
-					 "pod only by the uid in its cgroup path); use pod_uids",
-					 where);
+				snprintf(
+				    err, cap,
+				    "%s.pod_labels: tokentap cannot see pod labels (it knows a "
+				    "pod only by the uid in its cgroup path); use pod_uids",
+				    where);
 			else
 				snprintf(err, cap, "%s: unknown key \"%.64s\"", where, key);
 			return -EINVAL;
 		}
 		snprintf(path, sizeof(path), "%s.%s", where, key);
-		if (parse_list(val, (struct str_list *)((char *)r + keys[k].offset), path, err, cap))
+		if (parse_list(val, (struct str_list *)((char *)r + keys[k].offset), path, err,
+			       cap))
 			return -EINVAL;
 	}
 	return 0;
@@ -183,7 +185,8 @@ static int parse_rule(struct json_object *obj, struct policy_rule *r, size_t idx
 			if (parse_lists(val, r, allow_keys, 4, sub, err, cap))
 				return -EINVAL;
 		} else {
-			snprintf(err, cap, "%s: unknown key \"%.64s\" (or a name that is not a string)",
+			snprintf(err, cap,
+				 "%s: unknown key \"%.64s\" (or a name that is not a string)",
 				 where, key);
 			return -EINVAL;
 		}
@@ -200,7 +203,8 @@ static int parse_verdict_word(struct json_object *v, const char *key, bool *deny
 {
 	const char *s = json_object_get_string(v);
 
-	if (!json_object_is_type(v, json_type_string) || (strcmp(s, "allow") && strcmp(s, "deny"))) {
+	if (!json_object_is_type(v, json_type_string) ||
+	    (strcmp(s, "allow") && strcmp(s, "deny"))) {
 		snprintf(err, cap, "\"%s\" must be \"allow\" or \"deny\"", key);
 		return -EINVAL;
 	}

@@ -20,14 +20,14 @@
 
 /* What the policy looks at. Any string may be NULL or "" (unknown). */
 struct policy_call {
-	const char *exe;          /* executable path */
+	const char *exe; /* executable path */
 	const char *container_id;
 	const char *pod_uid;
 	const char *user;
-	int64_t uid;              /* -1 unknown */
-	const char *provider;     /* gen_ai.provider.name */
-	const char *host;         /* server.address */
-	const char *model;        /* gen_ai.request.model (else response model) */
+	int64_t uid;		     /* -1 unknown */
+	const char *provider;	     /* gen_ai.provider.name */
+	const char *host;	     /* server.address */
+	const char *model;	     /* gen_ai.request.model (else response model) */
 	const char *key_fingerprint; /* tokentap.api_key.fingerprint */
 	bool shadow_ai;
 };
@@ -41,7 +41,7 @@ struct policy_verdict {
 
 struct policy_stats {
 	uint64_t evaluated;
-	uint64_t denied;    /* calls with at least one violation */
+	uint64_t denied;     /* calls with at least one violation */
 	uint64_t violations; /* violations of every kind */
 };
 

@@ -26,18 +26,20 @@
 #define LAST_CAP 63
 
 static const char *const cap_names[] = {
-	[CAP_SYS_ADMIN] = "cap_sys_admin",   [CAP_BPF] = "cap_bpf",
-	[CAP_PERFMON] = "cap_perfmon",	     [CAP_SYS_PTRACE] = "cap_sys_ptrace",
-	[CAP_DAC_READ_SEARCH] = "cap_dac_read_search",
+    [CAP_SYS_ADMIN] = "cap_sys_admin",
+    [CAP_BPF] = "cap_bpf",
+    [CAP_PERFMON] = "cap_perfmon",
+    [CAP_SYS_PTRACE] = "cap_sys_ptrace",
+    [CAP_DAC_READ_SEARCH] = "cap_dac_read_search",
 };
 
-static uint64_t privs_keep;	     /* the mask every thread drops to */
-static volatile int privs_acks;	     /* threads that applied it (signal handler) */
+static uint64_t privs_keep;	/* the mask every thread drops to */
+static volatile int privs_acks; /* threads that applied it (signal handler) */
 static volatile int privs_failures;
 
 static int caps__get(uint64_t *eff, uint64_t *prm)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct d[2] = {};
 
 	if (syscall(SYS_capget, &hdr, d))
@@ -59,7 +61,7 @@ uint64_t privs__effective(void)
  * capset below removes). */
 static int caps__apply(uint64_t keep)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct d[2] = {};
 	int err = 0;
 
@@ -113,7 +115,7 @@ static int uprobe_pmu_type(void)
 static int uprobe__try(void)
 {
 	char path[] = "/tmp/.tokentap-uprobe-probe-XXXXXX";
-	struct perf_event_attr a = { .size = sizeof(a) };
+	struct perf_event_attr a = {.size = sizeof(a)};
 	static const char page[64];
 	int type = uprobe_pmu_type(), fd, pfd, ret;
 
@@ -142,7 +144,7 @@ static int uprobe__try(void)
 
 static void *uprobe__try_without_admin(void *arg)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct d[2] = {};
 	int *ret = arg;
 
@@ -203,10 +205,11 @@ int privs__check_start(void)
 	}
 	ret = uprobe__try();
 	if (ret == -EACCES || ret == -EPERM) {
-		fprintf(stderr,
-			"tokentap: this kernel refuses to create uprobes (perf_event_open: %s) with "
-			"the capabilities given: add cap_sys_admin, or run as root\n",
-			strerror(-ret));
+		fprintf(
+		    stderr,
+		    "tokentap: this kernel refuses to create uprobes (perf_event_open: %s) with "
+		    "the capabilities given: add cap_sys_admin, or run as root\n",
+		    strerror(-ret));
 		return -EPERM;
 	}
 	missing = (BIT(CAP_SYS_PTRACE) | BIT(CAP_DAC_READ_SEARCH)) & ~eff;
@@ -224,9 +227,9 @@ int privs__check_start(void)
 
 static int caps__broadcast(void)
 {
-	struct sigaction sa = { .sa_handler = caps__on_signal }, old;
+	struct sigaction sa = {.sa_handler = caps__on_signal}, old;
 	int sig = SIGRTMIN + 7, sent = 0, self = (int)syscall(SYS_gettid);
-	struct timespec step = { 0, 1000000 };
+	struct timespec step = {0, 1000000};
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *de;
 

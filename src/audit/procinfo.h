@@ -18,14 +18,14 @@
 struct proc_facts {
 	uint32_t pid, ppid;
 	int64_t uid, euid; /* -1 unknown */
-	char user[64];     /* from the host's user database; "" unknown */
+	char user[64];	   /* from the host's user database; "" unknown */
 	char exe[PROC_PATH_MAX];
 	char exe_sha256[65]; /* "" when it could not be read */
 	char parent_exe[PROC_PATH_MAX];
 	char cmdline[PROC_CMDLINE_MAX]; /* argv joined by spaces, secrets redacted */
 	char container_id[65];
 	char pod_uid[40];
-	bool from_exec;    /* read at exec time (else later, at the first call) */
+	bool from_exec; /* read at exec time (else later, at the first call) */
 	bool exited;
 	uint64_t exited_ns;
 };

@@ -67,6 +67,10 @@ struct cap_sink {
 	void (*on_close)(void *ctx, const struct cap_close *c);
 	void (*on_sock)(void *ctx, const struct cap_sock *s);
 	void (*on_proc)(void *ctx, const struct cap_proc *p);
+	/* TT_EV_IGNORE: not LLM traffic, no more bytes from write_seq/read_seq on (skipped, not
+	 * lost). TT_EV_SYNC: the positions now; see include/tokentap_abi.h. */
+	void (*on_ignore)(void *ctx, const struct cap_close *c);
+	void (*on_sync)(void *ctx, const struct cap_close *c);
 };
 
 struct capture_opts {
@@ -91,7 +95,7 @@ struct capture_stats {
 	uint64_t plain_records;      /* TT_EV_DATA records of plaintext sockets received */
 	uint64_t plain_bytes;        /* their payload bytes: 0 while no LLM traffic is plain */
 	uint64_t plain_socks_llm;    /* TCP sockets judged LLM traffic (copied) */
-	uint64_t plain_socks_other;  /* TCP sockets whose first write was not an LLM request */
+	uint64_t plain_socks_other;  /* TCP sockets whose first POST went to another path */
 };
 
 struct capture;

@@ -43,6 +43,9 @@ _Static_assert(offsetof(struct tt_proc_event, ppid) == 32, "tt_proc_event.ppid")
 _Static_assert(offsetof(struct tt_proc_event, exit_code) == 36, "tt_proc_event.exit_code");
 _Static_assert(offsetof(struct tt_proc_event, comm) == 40, "tt_proc_event.comm");
 _Static_assert(TT_DROP__COUNT <= 8, "capture_stats.drops has room for every drop counter");
+/* llm/ and span/ name sources by value (they never see the ABI header). */
+_Static_assert(TT_SRC_OPENSSL == 1 && TT_SRC_PLAINTEXT == 2 && TT_SRC_GNUTLS == 3,
+	       "tt_tls_source values used by llm.c and span.c");
 _Static_assert(TT_DIR_WRITE == (int)CAP_DIR_WRITE && TT_DIR_READ == (int)CAP_DIR_READ,
 	       "tt_direction and cap_dir agree");
 
@@ -81,22 +84,27 @@ static int record__data(const unsigned char *rec, size_t size, const struct cap_
 	return 0;
 }
 
+/* TT_EV_CLOSE, TT_EV_IGNORE and TT_EV_SYNC share one layout: positions of both directions. */
 static int record__close(const unsigned char *rec, size_t size, const struct cap_sink *sink)
 {
+	void (*cb)(void *ctx, const struct cap_close *c);
 	struct tt_close_event ev;
 	struct cap_close c;
 
 	if (size < sizeof(ev))
 		return -EINVAL;
 	memcpy(&ev, rec, sizeof(ev));
-	if (!sink->on_close)
+	cb = ev.hdr.kind == TT_EV_IGNORE ? sink->on_ignore
+	     : ev.hdr.kind == TT_EV_SYNC ? sink->on_sync
+					 : sink->on_close;
+	if (!cb)
 		return 0;
 	memset(&c, 0, sizeof(c));
 	c.key = conn_key(&ev.hdr);
 	c.ts_ns = ev.hdr.ts_ns;
 	c.write_seq = ev.write_seq;
 	c.read_seq = ev.read_seq;
-	sink->on_close(sink->ctx, &c);
+	cb(sink->ctx, &c);
 	return 0;
 }
 
@@ -160,6 +168,8 @@ int capture__dispatch_record(const void *rec, size_t size, const struct cap_sink
 	case TT_EV_DATA:
 		return record__data(rec, size, sink);
 	case TT_EV_CLOSE:
+	case TT_EV_IGNORE:
+	case TT_EV_SYNC:
 		return record__close(rec, size, sink);
 	case TT_EV_SOCK:
 		return record__sock(rec, size, sink);

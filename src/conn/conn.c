@@ -20,6 +20,7 @@ enum conn_proto {
 	CONN_PROTO_UNKNOWN = 0, /* no byte that starts a message seen yet */
 	CONN_PROTO_HTTP1 = 1,   /* an HTTP parser (1.x or 2, see http_parser__version) */
 	CONN_PROTO_OTHER = 2,   /* not HTTP: further bytes are dropped unread */
+	CONN_PROTO_IGNORED = 3, /* the kernel stopped copying it (not LLM traffic): no bytes come */
 };
 
 struct conn {
@@ -27,6 +28,7 @@ struct conn {
 	struct conn *hnext;             /* hash chain */
 	struct conn *lru_prev, *lru_next; /* most recently active first */
 	uint64_t next_seq[2];           /* expected stream position per direction */
+	uint64_t ignored_at[2];         /* positions at which the kernel stopped copying */
 	uint32_t unknown_writes;        /* writes seen before the protocol was recognised */
 	uint64_t last_active_ns;
 	enum conn_proto proto;
@@ -278,6 +280,41 @@ static void conn__detect(struct conn_table *t, struct conn *c, const struct cap_
 	}
 }
 
+/* A fresh HTTP/1 parser that waits for the next message start in each direction. */
+static void conn__renew_parser(struct conn_table *t, struct conn *c)
+{
+	struct http_parser *fresh;
+
+	fresh = http_parser__new(HTTP_VERSION_1, HTTP1_ROLE_CLIENT, llm_conn__sink(c->llm));
+	if (!fresh)
+		return;
+	http_parser__free(c->http); /* nothing open in it: nothing to report */
+	c->http = fresh;
+	http_parser__gap(fresh, CAP_DIR_WRITE, 0);
+	http_parser__gap(fresh, CAP_DIR_READ, 0);
+	t->st.parser_renewals++;
+}
+
+/*
+ * Lost bytes: the parser ends or marks partial what they cut into. An HTTP/1 parser left with
+ * nothing open is then replaced by a fresh one that starts at the next message in each
+ * direction, as for a connection whose capture began mid-stream. The kernel reports loss
+ * before the next record of the connection (TT_EV_SYNC), so a response that arrives before any
+ * new request answers a lost one and is dropped, and the next exchange is traced whole again;
+ * http1.c alone gives up on a connection when loss leaves open which request a response
+ * answers. HTTP/2 keeps its parser: its HPACK state cannot start over.
+ */
+static void conn__gap(struct conn_table *t, struct conn *c, int dir, uint64_t lost)
+{
+	t->st.gaps++;
+	t->st.gap_bytes += lost;
+	if (!c->http)
+		return;
+	http_parser__gap(c->http, dir, lost);
+	if (http_parser__version(c->http) == HTTP_VERSION_1 && !http_parser__busy(c->http))
+		conn__renew_parser(t, c);
+}
+
 /* Trims bytes already delivered and turns a jump forward into an explicit gap. The kernel
  * numbers each direction from 0 at the first call it sees, so every direction is expected to
  * start at 0. Returns the number of leading bytes to skip, or -1 when the whole chunk is old. */
@@ -299,12 +336,7 @@ static long conn__sequence(struct conn_table *t, struct conn *c, const struct ca
 		return -1;
 	}
 	if (ch->seq > c->next_seq[d]) {
-		uint64_t lost = ch->seq - c->next_seq[d];
-
-		t->st.gaps++;
-		t->st.gap_bytes += lost;
-		if (c->http)
-			http_parser__gap(c->http, d, lost);
+		conn__gap(t, c, d, ch->seq - c->next_seq[d]);
 		c->next_seq[d] = ch->seq;
 	}
 	if (ch->seq < c->next_seq[d]) {
@@ -347,7 +379,7 @@ void conn_table__on_chunk(struct conn_table *t, const struct cap_chunk *ch)
 	if (skip < 0)
 		return;
 	c->next_seq[ch->dir] = ch->seq + ch->len;
-	if (c->proto == CONN_PROTO_OTHER) {
+	if (c->proto == CONN_PROTO_OTHER || c->proto == CONN_PROTO_IGNORED) {
 		t->st.skipped_bytes += ch->len;
 		return;
 	}
@@ -359,11 +391,20 @@ static void conn__account_tail(struct conn_table *t, struct conn *c, int dir, ui
 {
 	if (final_seq <= c->next_seq[dir])
 		return;
-	t->st.gaps++;
-	t->st.gap_bytes += final_seq - c->next_seq[dir];
-	if (c->http)
-		http_parser__gap(c->http, dir, final_seq - c->next_seq[dir]);
+	conn__gap(t, c, dir, final_seq - c->next_seq[dir]);
 	c->next_seq[dir] = final_seq;
+}
+
+/* Bytes an ignored connection moved past where the kernel stopped copying: skipped, not lost. */
+static void conn__account_ignored(struct conn_table *t, struct conn *c, const struct cap_close *cl)
+{
+	uint64_t pos[2] = {cl->write_seq, cl->read_seq};
+
+	for (int d = 0; d < 2; d++) {
+		if (pos[d] > c->ignored_at[d])
+			t->st.ignored_bytes += pos[d] - c->ignored_at[d];
+		c->ignored_at[d] = c->next_seq[d] = pos[d] > c->ignored_at[d] ? pos[d] : c->ignored_at[d];
+	}
 }
 
 void conn_table__on_close(struct conn_table *t, const struct cap_close *cl)
@@ -372,10 +413,65 @@ void conn_table__on_close(struct conn_table *t, const struct cap_close *cl)
 
 	if (!c)
 		return;
-	conn__account_tail(t, c, CAP_DIR_WRITE, cl->write_seq);
-	conn__account_tail(t, c, CAP_DIR_READ, cl->read_seq);
+	if (c->proto == CONN_PROTO_IGNORED) {
+		conn__account_ignored(t, c, cl);
+	} else {
+		conn__account_tail(t, c, CAP_DIR_WRITE, cl->write_seq);
+		conn__account_tail(t, c, CAP_DIR_READ, cl->read_seq);
+	}
 	t->st.closed++;
 	conn__destroy(t, c, cl->ts_ns);
+}
+
+/*
+ * The kernel judged the connection's first write not an LLM call (a request line to another
+ * path, or a server's response): nothing more arrives until a TT_EV_SYNC resumes it, and the
+ * positions it skips are no loss. A parser already running (the kernel lost its state of the
+ * connection and judged it anew) ends its open calls.
+ */
+void conn_table__on_ignore(struct conn_table *t, const struct cap_close *cl)
+{
+	struct conn *c = conn__get(t, &cl->key, cl->ts_ns);
+
+	if (!c)
+		return;
+	if (c->http) {
+		http_parser__close(c->http, cl->ts_ns);
+		http_parser__free(c->http);
+		c->http = NULL;
+	}
+	if (c->llm)
+		llm_conn__free(c->llm);
+	c->llm = NULL;
+	c->proto = CONN_PROTO_IGNORED;
+	c->ignored_at[CAP_DIR_WRITE] = c->next_seq[CAP_DIR_WRITE] = cl->write_seq;
+	c->ignored_at[CAP_DIR_READ] = c->next_seq[CAP_DIR_READ] = cl->read_seq;
+	t->st.ignored++;
+}
+
+/*
+ * After loss: the gaps are reported now, requests first, so the parser knows of a lost
+ * exchange before the next one starts (found only from the next bytes of each direction, a
+ * response gap would come after the next request was queued, and pairing would be ambiguous).
+ * After TT_EV_IGNORE: a request to an LLM path follows; the connection starts over at these
+ * positions like one whose capture began mid-stream.
+ */
+void conn_table__on_sync(struct conn_table *t, const struct cap_close *cl)
+{
+	struct conn *c = conn__get(t, &cl->key, cl->ts_ns);
+
+	if (!c)
+		return;
+	if (c->proto == CONN_PROTO_IGNORED) {
+		conn__account_ignored(t, c, cl);
+		c->proto = CONN_PROTO_UNKNOWN;
+		c->unknown_writes = 0;
+		t->st.resumed++;
+		return;
+	}
+	t->st.syncs++;
+	conn__account_tail(t, c, CAP_DIR_WRITE, cl->write_seq);
+	conn__account_tail(t, c, CAP_DIR_READ, cl->read_seq);
 }
 
 static void format_addr(char *out, size_t n, uint16_t family, const uint8_t *a)

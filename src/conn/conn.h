@@ -35,6 +35,11 @@ struct conn_stats {
 	uint64_t parse_errors;      /* connections whose HTTP parse failed */
 	uint64_t http2;             /* connections parsed as HTTP/2 */
 	uint64_t http2_midstream;   /* ... of which capture began after the connection did */
+	uint64_t ignored;           /* connections the kernel judged not LLM traffic (TT_EV_IGNORE) */
+	uint64_t ignored_bytes;     /* their bytes it skipped on purpose: never counted as loss */
+	uint64_t resumed;           /* ignored connections copied again from an LLM request on */
+	uint64_t syncs;             /* position updates after kernel-side loss (TT_EV_SYNC) */
+	uint64_t parser_renewals;   /* HTTP/1 parsers started over after loss left nothing open */
 };
 
 struct conn_table;
@@ -42,6 +47,11 @@ struct conn_table;
 struct conn_table *conn_table__new(const struct conn_opts *opts, llm_call_cb cb, void *cb_ctx);
 void conn_table__on_chunk(struct conn_table *t, const struct cap_chunk *c);
 void conn_table__on_close(struct conn_table *t, const struct cap_close *c);
+/* The kernel stops copying the connection (not LLM traffic) at these positions. */
+void conn_table__on_ignore(struct conn_table *t, const struct cap_close *c);
+/* The kernel's positions now: undelivered bytes below them are lost, or were skipped on purpose
+ * when the connection was ignored (copying resumes here). */
+void conn_table__on_sync(struct conn_table *t, const struct cap_close *c);
 void conn_table__on_sock(struct conn_table *t, const struct cap_sock *s);
 /* The whole process is gone: its connections close (open calls end with an error). */
 void conn_table__on_exit(struct conn_table *t, uint32_t pid, uint64_t ts_ns);

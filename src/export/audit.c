@@ -201,8 +201,7 @@ static void write_call(FILE *o, const struct span *s)
 	j_int(o, "input", span_int(s, "gen_ai.usage.input_tokens"), &first);
 	j_int(o, "output", span_int(s, "gen_ai.usage.output_tokens"), &first);
 	j_int(o, "cache_read", span_int(s, "gen_ai.usage.cache_read.input_tokens"), &first);
-	j_int(o, "cache_creation", span_int(s, "gen_ai.usage.cache_creation.input_tokens"),
-	      &first);
+	j_int(o, "cache_creation", span_int(s, "gen_ai.usage.cache_creation.input_tokens"), &first);
 	fputs("},\"status\":{", o);
 	first = true;
 	j_int(o, "http_status", span_int(s, "http.response.status_code"), &first);
@@ -239,8 +238,8 @@ static void write_verdict(FILE *o, const struct span *s)
 	j_str(o, "shadow_ai_detail", span_str(s, "tokentap.shadow_ai.detail"), &first);
 }
 
-void audit__write_record(FILE *o, const struct span *s, const struct proc_facts *f,
-			 uint64_t seq, const char *prev_hash, uint64_t lost_before)
+void audit__write_record(FILE *o, const struct span *s, const struct proc_facts *f, uint64_t seq,
+			 const char *prev_hash, uint64_t lost_before)
 {
 	bool first = true;
 
@@ -484,11 +483,11 @@ static void audit__destroy(struct exporter *e)
 }
 
 static const struct exporter_ops audit_ops = {
-	.name = "audit",
-	.export = audit__export,
-	.flush = audit__flush,
-	.stats = audit__stats,
-	.destroy = audit__destroy,
+    .name = "audit",
+    .export = audit__export,
+    .flush = audit__flush,
+    .stats = audit__stats,
+    .destroy = audit__destroy,
 };
 
 /* Continues the chain of what is on disk: FILE's last record, else FILE.1's. An incomplete

@@ -24,6 +24,7 @@
 
 #define SOCK_MAX_CLIENTS 16
 #define SOCK_DEFAULT_BUF (1u << 20)
+#define SOCK_KERNEL_BUF (64 << 10)
 
 struct sock_client {
 	int fd;
@@ -147,10 +148,13 @@ static void clients__remove(struct socket_exporter *se, int i)
 static void sock__accept(struct socket_exporter *se)
 {
 	int fd = accept4(se->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int sndbuf = SOCK_KERNEL_BUF;
 	char *buf;
 
 	if (fd < 0)
 		return;
+	/* The kernel's share of a slow reader's backlog is bounded too, not just ours. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	buf = malloc(se->buf_max);
 	if (!buf || se->n_clients == SOCK_MAX_CLIENTS) {
 		free(buf);

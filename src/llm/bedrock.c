@@ -87,11 +87,11 @@ static void bedrock__finish(struct llm_extract *x)
 }
 
 const struct llm_shape llm_shape_bedrock_converse = {
-	.name = "bedrock_converse",
-	.request = bedrock__request,
-	.response = bedrock__response,
-	.event = bedrock__event,
-	.finish = bedrock__finish,
-	.operation = "chat",
-	.es_event = bedrock__es_event,
+    .name = "bedrock_converse",
+    .request = bedrock__request,
+    .response = bedrock__response,
+    .event = bedrock__event,
+    .finish = bedrock__finish,
+    .operation = "chat",
+    .es_event = bedrock__es_event,
 };

@@ -163,7 +163,8 @@ static void parts_add_block(struct json_object *parts, struct json_object *b)
 		size_t i;
 
 		for (i = 0; type[i] && i + 1 < sizeof(safe); i++)
-			safe[i] = (type[i] >= 'a' && type[i] <= 'z') || type[i] == '_' ? type[i] : '_';
+			safe[i] =
+			    (type[i] >= 'a' && type[i] <= 'z') || type[i] == '_' ? type[i] : '_';
 		safe[i] = '\0';
 		json_object_array_add(parts, part_new(safe));
 	}
@@ -183,8 +184,8 @@ static void parts_add_content(struct json_object *parts, struct json_object *con
 
 static const char *safe_role(const char *role)
 {
-	static const char *const roles[] = { "system", "developer", "user", "assistant", "tool",
-					     "function" };
+	static const char *const roles[] = {"system",	 "developer", "user",
+					    "assistant", "tool",      "function"};
 
 	for (size_t i = 0; role && i < sizeof(roles) / sizeof(roles[0]); i++)
 		if (!strcmp(role, roles[i]))
@@ -204,8 +205,8 @@ static struct json_object *message_convert(struct json_object *m)
 	} else {
 		parts_add_content(parts, jget(m, "content"));
 	}
-	for (size_t i = 0; json_object_is_type(calls, json_type_array) &&
-			   i < json_object_array_length(calls);
+	for (size_t i = 0;
+	     json_object_is_type(calls, json_type_array) && i < json_object_array_length(calls);
 	     i++) {
 		struct json_object *tc = json_object_array_get_idx(calls, i);
 		struct json_object *fn = jget(tc, "function");
@@ -285,7 +286,8 @@ void content__response_anthropic(struct llm_content *c, struct json_object *root
 	json_object_array_add(c->output, output_message(parts, jstr(root, "stop_reason")));
 }
 
-/* ---- streams ----------------------------------------------------------------------------------- */
+/* ---- streams -----------------------------------------------------------------------------------
+ */
 
 static void choice__append(struct choice_acc *a, const char *s, size_t n)
 {
@@ -329,7 +331,8 @@ void content__event_openai(struct llm_content *c, struct json_object *root)
 		return;
 	for (size_t i = 0; i < json_object_array_length(choices); i++) {
 		struct json_object *ch = json_object_array_get_idx(choices, i);
-		struct json_object *idx = jget(ch, "index"), *text = jget(jget(ch, "delta"), "content");
+		struct json_object *idx = jget(ch, "index"),
+				   *text = jget(jget(ch, "delta"), "content");
 		int64_t k = json_object_is_type(idx, json_type_int) ? json_object_get_int64(idx)
 								    : (int64_t)i;
 
@@ -366,7 +369,8 @@ static void choice__trim_cut(struct choice_acc *a)
 {
 	size_t keep = a->len;
 
-	while (keep > 0 && a->len - keep < 256 && !strchr(" \t\n\r.,;:!?\"'()[]{}", a->text[keep - 1]))
+	while (keep > 0 && a->len - keep < 256 &&
+	       !strchr(" \t\n\r.,;:!?\"'()[]{}", a->text[keep - 1]))
 		keep--;
 	a->len = a->len - keep < 256 ? keep : a->len;
 	if (a->text)
@@ -396,12 +400,13 @@ static struct json_object *stream_output(struct llm_content *c)
 	return out;
 }
 
-/* ---- the cap ------------------------------------------------------------------------------------ */
+/* ---- the cap ------------------------------------------------------------------------------------
+ */
 
 static void longest_in(struct json_object *part, struct json_object **best, const char **key,
 		       size_t *best_len)
 {
-	static const char *const keys[] = { "content", "response", "arguments" };
+	static const char *const keys[] = {"content", "response", "arguments"};
 
 	for (size_t k = 0; k < 3; k++) {
 		struct json_object *v = jget(part, keys[k]);
@@ -419,7 +424,8 @@ static void find_longest(struct json_object *arr, struct json_object **best, con
 			 size_t *len)
 {
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		struct json_object *m = json_object_array_get_idx(arr, i), *parts = jget(m, "parts");
+		struct json_object *m = json_object_array_get_idx(arr, i),
+				   *parts = jget(m, "parts");
 
 		if (!json_object_is_type(parts, json_type_array)) {
 			longest_in(m, best, key, len); /* system instructions: a list of parts */

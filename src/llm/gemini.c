@@ -38,7 +38,8 @@ static void gemini__usage(struct llm_extract *x, struct json_object *u)
 /* One finishReason per candidate, taken once (the last chunk of a stream repeats none). */
 static void gemini__candidates(struct llm_extract *x, struct json_object *cands)
 {
-	size_t n = json_object_is_type(cands, json_type_array) ? json_object_array_length(cands) : 0;
+	size_t n =
+	    json_object_is_type(cands, json_type_array) ? json_object_array_length(cands) : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *cand = json_object_array_get_idx(cands, i);
@@ -70,7 +71,8 @@ static void gemini__response(struct llm_extract *x, struct json_object *root)
 			llm__set_error(c, status ? status : "error");
 		return;
 	}
-	llm__set_str_once(c->response_id, sizeof(c->response_id), llm_json__str(root, "responseId"));
+	llm__set_str_once(c->response_id, sizeof(c->response_id),
+			  llm_json__str(root, "responseId"));
 	llm__set_str_once(c->response_model, sizeof(c->response_model),
 			  llm_json__str(root, "modelVersion"));
 	gemini__candidates(x, llm_json__get(root, "candidates"));
@@ -96,10 +98,10 @@ static void gemini__finish(struct llm_extract *x)
 }
 
 const struct llm_shape llm_shape_gemini = {
-	.name = "gemini_generate_content",
-	.request = gemini__request,
-	.response = gemini__response,
-	.event = gemini__event,
-	.finish = gemini__finish,
-	.operation = "generate_content",
+    .name = "gemini_generate_content",
+    .request = gemini__request,
+    .response = gemini__response,
+    .event = gemini__event,
+    .finish = gemini__finish,
+    .operation = "generate_content",
 };

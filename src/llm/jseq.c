@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * JSON object sequences (see jseq.h). A small scanner finds where each top-level object ends;
- * json-c's incremental tokener parses the object's bytes across pieces, without copying them.
+ * JSON object sequences (see jseq.h). A small scanner follows strings and brackets to find
+ * where each top-level object ends; the object's bytes are collected (at most JSEQ_MAX_OBJECT)
+ * and parsed by json-c in one go. Parsing whole objects, not pieces, keeps the result
+ * independent of where the pieces were cut: json-c's incremental parser judges some bad input
+ * (a number like 2-2) differently when it arrives in two pieces, and past an object's end it
+ * reads on into whitespace and comments.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "jseq.h"
 
 enum jseq_state {
 	JSEQ_BETWEEN, /* before an object: whitespace, '[', ',' and ']' are skipped */
 	JSEQ_OBJECT,  /* inside an object */
+	JSEQ_DISCARD, /* inside an oversized object: up to its end, unkept */
 	JSEQ_SKIP,    /* after an error: up to the next newline */
 };
 
@@ -18,11 +24,18 @@ struct jseq {
 	void *ctx;
 	enum jseq_state state;
 	struct json_tokener *tok;
-	size_t obj_bytes;
-	int depth;   /* of brackets in the object being read */
+	char *buf; /* the object being read */
+	size_t len, cap;
+	int depth;   /* of brackets in it */
 	bool in_str; /* inside one of its strings */
 	bool esc;    /* right after a backslash there */
 	struct jseq_stats st;
+};
+
+enum jseq_scan {
+	JSEQ_SCAN_MORE,	  /* the object goes on past these bytes */
+	JSEQ_SCAN_CLOSED, /* its last '}' is among them */
+	JSEQ_SCAN_NUL,	  /* a NUL byte, which JSON never has (json-c takes it for the end) */
 };
 
 struct jseq *jseq__new(jseq_cb cb, void *ctx)
@@ -46,6 +59,7 @@ void jseq__free(struct jseq *j)
 	if (!j)
 		return;
 	json_tokener_free(j->tok);
+	free(j->buf);
 	free(j);
 }
 
@@ -59,7 +73,7 @@ static void jseq__skip(struct jseq *j, uint64_t *counter)
 {
 	(*counter)++;
 	j->state = JSEQ_SKIP;
-	json_tokener_reset(j->tok);
+	j->len = 0;
 }
 
 static bool jseq__separator(uint8_t c)
@@ -67,17 +81,17 @@ static bool jseq__separator(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == '[' || c == ']';
 }
 
-/* How many of the n bytes belong to the object being read, following strings so that braces
- * inside them do not count; *closed when its last '}' is among them. json-c is then given
- * exactly the object: past its end it would go on eating whitespace and comments, and take a
- * '/' there for a broken comment. */
-static size_t jseq__scan(struct jseq *j, const uint8_t *d, size_t n, bool *closed)
+/* How many of the n bytes belong to the object being read; *how says why the count ends. */
+static size_t jseq__scan(struct jseq *j, const uint8_t *d, size_t n, enum jseq_scan *how)
 {
-	*closed = false;
+	*how = JSEQ_SCAN_MORE;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = d[i];
 
-		if (j->in_str) {
+		if (!c) {
+			*how = JSEQ_SCAN_NUL;
+			return i;
+		} else if (j->in_str) {
 			if (j->esc)
 				j->esc = false;
 			else if (c == '\\')
@@ -89,45 +103,78 @@ static size_t jseq__scan(struct jseq *j, const uint8_t *d, size_t n, bool *close
 		} else if (c == '{' || c == '[') {
 			j->depth++;
 		} else if ((c == '}' || c == ']') && --j->depth <= 0) {
-			*closed = true;
+			*how = JSEQ_SCAN_CLOSED;
 			return i + 1;
 		}
 	}
 	return n;
 }
 
-/* Feeds object bytes to the tokener; returns how many of the n it consumed. Where the object
- * turns out bad or too big depends only on its bytes, never on how they were split. */
-static size_t jseq__object(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
+static bool jseq__append(struct jseq *j, const uint8_t *d, size_t n)
 {
-	size_t lim = JSEQ_MAX_OBJECT - j->obj_bytes, k, fed, used;
-	struct json_object *obj;
-	bool closed;
+	size_t cap = j->cap ? j->cap : 1024;
+	char *p;
 
-	k = jseq__scan(j, d, n, &closed);
-	fed = k < lim ? k : lim;
-	obj = json_tokener_parse_ex(j->tok, (const char *)d, (int)fed);
-	if (!obj && json_tokener_get_error(j->tok) == json_tokener_continue) {
-		j->obj_bytes += fed;
-		if (k > fed)
-			jseq__skip(j, &j->st.oversized);
-		else if (closed) /* balanced, yet unfinished to json-c (a comment) */
-			jseq__skip(j, &j->st.errors);
-		return fed;
-	}
-	if (!json_object_is_type(obj, json_type_object)) {
-		/* Skipping starts at the byte that did not parse (maybe the newline ending it). */
-		used = json_tokener_get_parse_end(j->tok);
+	if (j->len + n <= j->cap)
+		goto copy;
+	while (cap < j->len + n)
+		cap *= 2;
+	p = realloc(j->buf, cap);
+	if (!p)
+		return false;
+	j->buf = p;
+	j->cap = cap;
+copy:
+	memcpy(j->buf + j->len, d, n);
+	j->len += n;
+	return true;
+}
+
+/* The object's bytes are all in buf: parse them as one JSON object. */
+static void jseq__parse(struct jseq *j, uint64_t ts_ns)
+{
+	struct json_object *obj;
+
+	json_tokener_reset(j->tok);
+	obj = json_tokener_parse_ex(j->tok, j->buf, (int)j->len);
+	if (!json_object_is_type(obj, json_type_object) ||
+	    json_tokener_get_parse_end(j->tok) != j->len) {
 		json_object_put(obj);
 		jseq__skip(j, &j->st.errors);
-		return used < fed ? used : fed;
+		return;
 	}
 	j->st.objects++;
-	json_tokener_reset(j->tok);
 	j->state = JSEQ_BETWEEN;
+	j->len = 0;
 	j->cb(j->ctx, obj, ts_ns);
 	json_object_put(obj);
-	return fed;
+}
+
+/* Collects object bytes; returns how many of the n it consumed. */
+static size_t jseq__object(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
+{
+	enum jseq_scan how;
+	size_t k = jseq__scan(j, d, n, &how);
+
+	if (j->state == JSEQ_DISCARD || k > JSEQ_MAX_OBJECT - j->len) {
+		/* Too big to keep: counted once, passed over to its end (or to a NUL). */
+		if (j->state != JSEQ_DISCARD)
+			j->st.oversized++;
+		j->state = how == JSEQ_SCAN_MORE ? JSEQ_DISCARD : JSEQ_BETWEEN;
+		if (how == JSEQ_SCAN_NUL)
+			j->state = JSEQ_SKIP;
+		j->len = 0;
+		return k;
+	}
+	if (!jseq__append(j, d, k)) {
+		jseq__skip(j, &j->st.errors);
+		return k;
+	}
+	if (how == JSEQ_SCAN_CLOSED)
+		jseq__parse(j, ts_ns);
+	else if (how == JSEQ_SCAN_NUL)
+		jseq__skip(j, &j->st.errors); /* skipping starts at the NUL */
+	return k;
 }
 
 void jseq__feed(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
@@ -135,14 +182,14 @@ void jseq__feed(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
 	size_t at = 0;
 
 	while (at < n) {
-		if (j->state == JSEQ_OBJECT) {
+		if (j->state == JSEQ_OBJECT || j->state == JSEQ_DISCARD) {
 			at += jseq__object(j, d + at, n - at, ts_ns);
 		} else if (j->state == JSEQ_SKIP) {
 			if (d[at++] == '\n')
 				j->state = JSEQ_BETWEEN;
 		} else if (d[at] == '{') {
 			j->state = JSEQ_OBJECT;
-			j->obj_bytes = 0;
+			j->len = 0;
 			j->depth = 0;
 			j->in_str = j->esc = false;
 		} else if (jseq__separator(d[at])) {
@@ -155,17 +202,17 @@ void jseq__feed(struct jseq *j, const uint8_t *d, size_t n, uint64_t ts_ns)
 
 void jseq__gap(struct jseq *j)
 {
-	json_tokener_reset(j->tok);
 	j->state = JSEQ_SKIP;
+	j->len = 0;
 }
 
 bool jseq__end(struct jseq *j)
 {
-	bool cut = j->state == JSEQ_OBJECT;
+	bool cut = j->state == JSEQ_OBJECT || j->state == JSEQ_DISCARD;
 
 	if (cut)
 		j->st.errors++;
-	json_tokener_reset(j->tok);
 	j->state = JSEQ_BETWEEN;
+	j->len = 0;
 	return cut;
 }

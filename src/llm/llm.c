@@ -686,7 +686,9 @@ static bool llm__sniff(struct llm_ex *ex, const uint8_t *d, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')
 			continue;
-		if (d[i] == '{' || d[i] == '[')
+		if ((d[i] == '{' || d[i] == '[') && ex->x.json_seq)
+			llm__start_jseq(ex); /* a streamed JSON array, or NDJSON */
+		else if (d[i] == '{' || d[i] == '[')
 			ex->mode = LLM_RESP_JSON;
 		else
 			llm__start_sse(ex);

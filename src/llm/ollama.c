@@ -6,7 +6,6 @@
  * one object per piece of text, the last with "done": true, done_reason, prompt_eval_count
  * (input tokens) and eval_count (output tokens). There is no response id.
  */
-#include <string.h>
 
 #include "provider.h"
 
@@ -19,8 +18,8 @@ static void ollama__request(struct llm_extract *x, struct json_object *root, con
 
 	if (model)
 		llm__copy_str(c->request_model, sizeof(c->request_model), model);
-	c->stream = !(json_object_is_type(stream, json_type_boolean) &&
-		      !json_object_get_boolean(stream));
+	c->stream =
+	    !(json_object_is_type(stream, json_type_boolean) && !json_object_get_boolean(stream));
 	c->has_temperature = llm_json__double(opts, "temperature", &c->temperature);
 	llm_json__int(opts, "num_predict", &c->max_tokens);
 	x->has_messages = llm_json__get(root, marker) != NULL;
@@ -39,7 +38,7 @@ static void ollama__generate_request(struct llm_extract *x, struct json_object *
 static void ollama__embed_request(struct llm_extract *x, struct json_object *root)
 {
 	ollama__request(x, root, "input");
-	x->call->stream = 0; /* embeddings never stream */
+	x->call->stream = 0;  /* embeddings never stream */
 	if (!x->has_messages) /* /api/embeddings takes "prompt" */
 		x->has_messages = llm_json__get(root, "prompt") != NULL;
 }
@@ -79,28 +78,28 @@ static void ollama__finish(struct llm_extract *x)
 }
 
 const struct llm_shape llm_shape_ollama_chat = {
-	.name = "ollama_chat",
-	.request = ollama__chat_request,
-	.response = ollama__response,
-	.event = ollama__event,
-	.finish = ollama__finish,
-	.operation = "chat",
+    .name = "ollama_chat",
+    .request = ollama__chat_request,
+    .response = ollama__response,
+    .event = ollama__event,
+    .finish = ollama__finish,
+    .operation = "chat",
 };
 
 const struct llm_shape llm_shape_ollama_generate = {
-	.name = "ollama_generate",
-	.request = ollama__generate_request,
-	.response = ollama__response,
-	.event = ollama__event,
-	.finish = ollama__finish,
-	.operation = "text_completion",
+    .name = "ollama_generate",
+    .request = ollama__generate_request,
+    .response = ollama__response,
+    .event = ollama__event,
+    .finish = ollama__finish,
+    .operation = "text_completion",
 };
 
 const struct llm_shape llm_shape_ollama_embed = {
-	.name = "ollama_embed",
-	.request = ollama__embed_request,
-	.response = ollama__response,
-	.event = ollama__event,
-	.finish = ollama__finish,
-	.operation = "embeddings",
+    .name = "ollama_embed",
+    .request = ollama__embed_request,
+    .response = ollama__response,
+    .event = ollama__event,
+    .finish = ollama__finish,
+    .operation = "embeddings",
 };

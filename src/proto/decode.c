@@ -50,8 +50,8 @@ static int decode__token(const char *t, size_t n)
 		const char *name;
 		int coding;
 	} names[] = {
-		{ "gzip", DECODE_GZIP }, { "x-gzip", DECODE_GZIP }, { "deflate", DECODE_DEFLATE },
-		{ "br", DECODE_BR },	 { "zstd", DECODE_ZSTD },   { "identity", 0 },
+	    {"gzip", DECODE_GZIP}, {"x-gzip", DECODE_GZIP}, {"deflate", DECODE_DEFLATE},
+	    {"br", DECODE_BR},	   {"zstd", DECODE_ZSTD},   {"identity", 0},
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -118,8 +118,8 @@ static int zlib_start(struct stage *s)
 	if (s->coding == DECODE_DEFLATE) {
 		unsigned h = (unsigned)s->hold[0] << 8 | s->hold[1];
 
-		bits = ((s->hold[0] & 0x0f) == 8 && (s->hold[0] >> 4) <= 7 && h % 31 == 0) ? 15
-											     : -15;
+		bits =
+		    ((s->hold[0] & 0x0f) == 8 && (s->hold[0] >> 4) <= 7 && h % 31 == 0) ? 15 : -15;
 	}
 	if (inflateInit2(&s->z, bits) != Z_OK)
 		return -ENOMEM;
@@ -138,7 +138,8 @@ static int zlib_run(struct decoder *d, int k, const uint8_t *in, size_t n)
 		int rc;
 
 		if (s->done) {
-			/* Another gzip member may follow; anything else after the end is ignored. */
+			/* Another gzip member may follow; anything else after the end is ignored.
+			 */
 			if (s->coding != DECODE_GZIP || *s->z.next_in != 0x1f)
 				return 0;
 			inflateReset(&s->z);
@@ -212,10 +213,10 @@ static int br_feed(struct decoder *d, int k, const uint8_t *in, size_t n)
 static int zstd_feed(struct decoder *d, int k, const uint8_t *in, size_t n)
 {
 	struct stage *s = &d->st[k];
-	ZSTD_inBuffer ib = { in, n, 0 };
+	ZSTD_inBuffer ib = {in, n, 0};
 
 	for (;;) {
-		ZSTD_outBuffer ob = { s->buf, DECODE_CHUNK, 0 };
+		ZSTD_outBuffer ob = {s->buf, DECODE_CHUNK, 0};
 		size_t r = ZSTD_decompressStream(s->zs, &ob, &ib);
 		int err;
 

@@ -13,8 +13,8 @@
 
 enum es_state {
 	ES_STATE_PRELUDE, /* collecting the 12 prelude bytes (or searching for a valid prelude) */
-	ES_STATE_BODY,    /* collecting the rest of a message whose prelude checked out */
-	ES_STATE_SKIP,    /* passing over an oversized message */
+	ES_STATE_BODY,	  /* collecting the rest of a message whose prelude checked out */
+	ES_STATE_SKIP,	  /* passing over an oversized message */
 };
 
 struct eventstream {
@@ -141,7 +141,7 @@ static void es__prelude(struct eventstream *es)
 /* The size of a header value of type t at p (n bytes left), or -1 when it does not fit. */
 static long es__value_len(uint8_t t, const uint8_t *p, size_t n)
 {
-	static const int fixed[] = { 0, 0, 1, 2, 4, 8, -1, -1, 8, 16 };
+	static const int fixed[] = {0, 0, 1, 2, 4, 8, -1, -1, 8, 16};
 	size_t len;
 
 	if (t > ES_UUID)

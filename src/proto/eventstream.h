@@ -59,13 +59,13 @@ struct es_message {
 typedef void (*es_message_cb)(void *ctx, const struct es_message *m, uint64_t ts_ns);
 
 struct eventstream_stats {
-	uint64_t messages;   /* handed to the callback */
-	uint64_t crc_errors; /* prelude or message CRC mismatch (message dropped) */
-	uint64_t malformed;  /* impossible lengths or header encoding (message dropped) */
-	uint64_t oversized;  /* messages past EVENTSTREAM_MAX_MESSAGE (skipped unread) */
-	uint64_t resyncs;    /* times the decoder had to search for the next message */
+	uint64_t messages;	/* handed to the callback */
+	uint64_t crc_errors;	/* prelude or message CRC mismatch (message dropped) */
+	uint64_t malformed;	/* impossible lengths or header encoding (message dropped) */
+	uint64_t oversized;	/* messages past EVENTSTREAM_MAX_MESSAGE (skipped unread) */
+	uint64_t resyncs;	/* times the decoder had to search for the next message */
 	uint64_t skipped_bytes; /* bytes passed over while searching or skipping */
-	uint64_t truncated;  /* the stream ended inside a message */
+	uint64_t truncated;	/* the stream ended inside a message */
 };
 
 struct eventstream;

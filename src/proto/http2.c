@@ -73,11 +73,11 @@ struct h2_field {
 
 struct h2_dir {
 	enum h2_state state;
-	bool exact;	/* has seen this direction whole since the connection began */
+	bool exact; /* has seen this direction whole since the connection began */
 	uint32_t preface_off;
 	uint8_t hdr[H2_HDR];
 	uint8_t hdr_len;
-	uint64_t frame_ts; /* ts_start of the piece in which the frame header began */
+	uint64_t frame_ts;  /* ts_start of the piece in which the frame header began */
 	uint32_t max_frame; /* SETTINGS_MAX_FRAME_SIZE advertised by the other side */
 
 	/* the frame being read */
@@ -97,7 +97,7 @@ struct h2_dir {
 	uint64_t block_ts;
 	size_t block_bytes;
 	nghttp2_hd_inflater *inf;
-	bool fresh; /* the next block starts a new, empty inflater */
+	bool fresh;	   /* the next block starts a new, empty inflater */
 	size_t table_size; /* SETTINGS_HEADER_TABLE_SIZE the decoding side advertised */
 	bool table_size_changed;
 
@@ -137,10 +137,10 @@ struct http2 {
 
 static struct http2_stats h2_totals;
 
-#define H2_COUNT(p, f)                                                                            \
-	do {                                                                                      \
-		(p)->stats.f++;                                                                   \
-		h2_totals.f++;                                                                    \
+#define H2_COUNT(p, f)                                                                             \
+	do {                                                                                       \
+		(p)->stats.f++;                                                                    \
+		h2_totals.f++;                                                                     \
 	} while (0)
 
 static int h2_req_dir(const struct http2 *p)
@@ -179,7 +179,7 @@ static struct h2_stream *h2_add(struct http2 *p, uint32_t sid)
 		p->streams = s;
 		p->cap_streams = cap;
 	}
-	p->streams[p->n_streams] = (struct h2_stream){ .id = sid };
+	p->streams[p->n_streams] = (struct h2_stream){.id = sid};
 	return &p->streams[p->n_streams++];
 }
 
@@ -199,7 +199,8 @@ static void h2_request_end(struct http2 *p, struct h2_stream *s, uint64_t ts)
 
 static void h2_abort(struct http2 *p, struct h2_stream *s, enum http_abort_reason why, uint64_t ts)
 {
-	/* A stream that simply never finished after its bytes were lost ended because of the loss. */
+	/* A stream that simply never finished after its bytes were lost ended because of the loss.
+	 */
 	if (why == HTTP_ABORT_CONN_CLOSED && (s->lossy[0] || s->lossy[1]))
 		why = HTTP_ABORT_GAP;
 	H2_COUNT(p, aborted);
@@ -256,11 +257,11 @@ static bool h2_pseudo(struct h2_dir *d, const nghttp2_nv *nv, struct h2_ref **re
 		const char *name;
 		size_t ref_off, has_off;
 	} pseudo[] = {
-		{ ":method", offsetof(struct h2_dir, method), offsetof(struct h2_dir, has_method) },
-		{ ":path", offsetof(struct h2_dir, path), offsetof(struct h2_dir, has_path) },
-		{ ":authority", offsetof(struct h2_dir, authority),
-		  offsetof(struct h2_dir, has_authority) },
-		{ ":status", offsetof(struct h2_dir, status), offsetof(struct h2_dir, has_status) },
+	    {":method", offsetof(struct h2_dir, method), offsetof(struct h2_dir, has_method)},
+	    {":path", offsetof(struct h2_dir, path), offsetof(struct h2_dir, has_path)},
+	    {":authority", offsetof(struct h2_dir, authority),
+	     offsetof(struct h2_dir, has_authority)},
+	    {":status", offsetof(struct h2_dir, status), offsetof(struct h2_dir, has_status)},
 	};
 
 	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++) {
@@ -324,7 +325,7 @@ static void h2_head_add(struct http_head *h, const char *name, size_t nlen, cons
 		h->headers_truncated = true;
 		return;
 	}
-	h->headers[h->num_headers++] = (struct http_header){ name, nlen, v, vlen };
+	h->headers[h->num_headers++] = (struct http_header){name, nlen, v, vlen};
 }
 
 /* The decoded block as the head HTTP/1.x would have given: :authority becomes "host". */
@@ -638,7 +639,7 @@ static bool h2_is_block_frame(uint8_t type)
  * unknown types, which a peer may send but which make a chance match of random bytes likelier. */
 static bool h2_header_ok(uint8_t type, uint8_t flags, uint32_t len, uint32_t sid, bool strict)
 {
-	static const uint8_t defined_flags[] = { 0x09, 0x2d, 0, 0, 0x01, 0x0c, 0x01, 0, 0, 0x04 };
+	static const uint8_t defined_flags[] = {0x09, 0x2d, 0, 0, 0x01, 0x0c, 0x01, 0, 0, 0x04};
 	bool conn_level = type == H2_SETTINGS || type == H2_PING || type == H2_GOAWAY;
 
 	if (type > H2_CONTINUATION)
@@ -673,13 +674,39 @@ static void h2_parse_header(const uint8_t *b, uint32_t *len, uint8_t *type, uint
 	*sid = h2_u32(b + 5);
 }
 
+/* Does the HEADERS frame at `f` (its header complete in data[0..len)) carry a request? A
+ * response block starts with :status (HPACK static index 8..14, or a literal named by index 8);
+ * a request's first field is :method, :authority or another pseudo-header. A dynamic table
+ * size update may come first. Returns false when the bytes to tell are not there. */
+static bool h2_starts_request(const uint8_t *f, size_t len)
+{
+	size_t i = H2_HDR;
+
+	if (f[4] & H2_F_PADDED)
+		i++;
+	if (f[4] & H2_F_PRIORITY)
+		i += 5;
+	while (i < len && (f[i] & 0xe0) == 0x20) { /* size update: 001xxxxx, varint if 0x3f */
+		if ((f[i++] & 0x1f) == 0x1f)
+			while (i < len && (f[i++] & 0x80))
+				;
+	}
+	if (i >= len)
+		return false;
+	if (f[i] & 0x80)
+		return (f[i] & 0x7f) < 8 || (f[i] & 0x7f) > 14;
+	return (f[i] & 0x3f) != 8 && (f[i] & 0x0f) != 8; /* literal, name index 8 = :status */
+}
+
 /* Every frame header inside `data` passes the strict rules and the frames chain (a header block
- * without END_HEADERS is followed by its CONTINUATION); at least one header is complete. */
-static bool h2_plausible(const uint8_t *data, size_t len, uint32_t max_frame)
+ * without END_HEADERS is followed by its CONTINUATION); at least one header is complete. With
+ * `need_request`, one of the frames must be the HEADERS of a request. */
+static bool h2_plausible(const uint8_t *data, size_t len, uint32_t max_frame, bool need_request)
 {
 	uint32_t open_sid = 0; /* stream whose header block awaits a CONTINUATION */
 	size_t off = 0;
 	int frames = 0;
+	bool request = false;
 
 	while (len - off >= H2_HDR) {
 		uint32_t flen, sid;
@@ -692,12 +719,14 @@ static bool h2_plausible(const uint8_t *data, size_t len, uint32_t max_frame)
 		if ((type == H2_CONTINUATION) != (open_sid != 0) || (open_sid && sid != open_sid))
 			return false;
 		open_sid = h2_is_block_frame(type) && !(flags & H2_F_END_HEADERS) ? sid : 0;
+		if (type == H2_HEADERS && !request)
+			request = h2_starts_request(data + off, len - off);
 		frames++;
 		off += H2_HDR + (size_t)flen;
 		if (off > len)
 			break;
 	}
-	return frames > 0;
+	return frames > 0 && (request || !need_request);
 }
 
 static int h2_frame_begin(struct http2 *p, int dir)
@@ -709,8 +738,7 @@ static int h2_frame_begin(struct http2 *p, int dir)
 	d->sid &= 0x7fffffffu; /* the reserved bit is ignored on receipt */
 	if (d->len > d->max_frame || !h2_header_ok(d->type, d->flags, d->len, d->sid, false))
 		return -EPROTO;
-	if (d->in_block != (d->type == H2_CONTINUATION) ||
-	    (d->in_block && d->sid != d->block_sid))
+	if (d->in_block != (d->type == H2_CONTINUATION) || (d->in_block && d->sid != d->block_sid))
 		return -EPROTO;
 	if (d->type == H2_PUSH_PROMISE && dir == h2_req_dir(p))
 		return -EPROTO;
@@ -863,7 +891,8 @@ static long h2_head(struct http2 *p, int dir, const uint8_t *data, size_t n, uin
 static long h2_preface(struct http2 *p, int dir, const uint8_t *data, size_t n)
 {
 	struct h2_dir *d = &p->dir[dir];
-	size_t take = HTTP2_PREFACE_LEN - d->preface_off < n ? HTTP2_PREFACE_LEN - d->preface_off : n;
+	size_t take =
+	    HTTP2_PREFACE_LEN - d->preface_off < n ? HTTP2_PREFACE_LEN - d->preface_off : n;
 
 	if (memcmp(data, &HTTP2_PREFACE[d->preface_off], take))
 		return -EPROTO;
@@ -877,7 +906,7 @@ static long h2_resync(struct http2 *p, int dir, const uint8_t *data, size_t n, b
 {
 	struct h2_dir *d = &p->dir[dir];
 
-	if (!call_start || !h2_plausible(data, n, d->max_frame))
+	if (!call_start || !h2_plausible(data, n, d->max_frame, false))
 		return (long)n;
 	H2_COUNT(p, resyncs);
 	d->state = H2_HEAD;
@@ -1049,7 +1078,7 @@ bool http2__is_preface(const uint8_t *data, size_t len)
 
 bool http2__looks_like_frames(const uint8_t *data, size_t len)
 {
-	return h2_plausible(data, len, H2_DEFAULT_MAX_FRAME);
+	return h2_plausible(data, len, H2_DEFAULT_MAX_FRAME, true);
 }
 
 const struct http2_stats *http2__stats(const struct http2 *p)

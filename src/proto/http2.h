@@ -43,10 +43,10 @@
 
 #define HTTP2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define HTTP2_PREFACE_LEN 24
-#define HTTP2_MAX_STREAMS 256		   /* tracked open exchanges; more are counted, not parsed */
-#define HTTP2_MAX_HEADER_LIST (64 * 1024)  /* decoded names + values kept per header block */
-#define HTTP2_MAX_HEADER_BLOCK (1u << 20)  /* compressed bytes of one header block */
-#define HTTP2_MAX_TABLE_SIZE (64 * 1024)   /* largest HPACK dynamic table a peer may ask for */
+#define HTTP2_MAX_STREAMS 256		  /* tracked open exchanges; more are counted, not parsed */
+#define HTTP2_MAX_HEADER_LIST (64 * 1024) /* decoded names + values kept per header block */
+#define HTTP2_MAX_HEADER_BLOCK (1u << 20) /* compressed bytes of one header block */
+#define HTTP2_MAX_TABLE_SIZE (64 * 1024)  /* largest HPACK dynamic table a peer may ask for */
 #define HTTP2_MAX_FRAME_ABS ((1u << 24) - 1) /* the protocol's own limit */
 
 struct http2_stats {
@@ -62,8 +62,8 @@ struct http2_stats {
 	uint64_t aborted;	 /* exchanges ended by on_abort */
 	uint64_t resets;	 /* RST_STREAM of a tracked stream */
 	uint64_t goaways;
-	uint64_t refused;	 /* streams past HTTP2_MAX_STREAMS, not tracked */
-	uint64_t overflow;	 /* header lists truncated (HTTP2_MAX_HEADER_LIST, HTTP_MAX_HEADERS) */
+	uint64_t refused;  /* streams past HTTP2_MAX_STREAMS, not tracked */
+	uint64_t overflow; /* header lists truncated (HTTP2_MAX_HEADER_LIST, HTTP_MAX_HEADERS) */
 };
 
 struct http2;
@@ -81,8 +81,9 @@ void http2__expire(struct http2 *p, uint64_t now_ns, uint64_t timeout_ns);
 bool http2__busy(const struct http2 *p);
 /* The first bytes of a client's connection: at least 14 bytes of the connection preface. */
 bool http2__is_preface(const uint8_t *data, size_t len);
-/* Capture began mid-connection: do these bytes (the start of one SSL call) look like HTTP/2
- * frames? Every frame header inside them must be plausible, and at least one must be there. */
+/* Capture began mid-connection: do these bytes (the start of one SSL call) look like a
+ * client's HTTP/2 frames? Every frame header inside them must be plausible, and one must be the
+ * HEADERS of a request (not a response: a server also writes frames, SETTINGS first). */
 bool http2__looks_like_frames(const uint8_t *data, size_t len);
 const struct http2_stats *http2__stats(const struct http2 *p);
 /* Sums over every parser since the process started (the stats line). */

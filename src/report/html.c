@@ -82,12 +82,15 @@ static int series__pick(struct series *s, const struct report *r, enum report_di
 	s->n = 0;
 	s->other = false;
 	for (size_t i = 0; i < r->n_strs; i++) {
+		s->slot[rk[i].id] = SERIES_MAX;
 		if (rk[i].v == 0)
-			s->slot[rk[i].id] = SERIES_MAX;
-		else if (s->n < SERIES_MAX)
-			s->ids[s->n] = rk[i].id, s->slot[rk[i].id] = (uint32_t)s->n++;
-		else
-			s->slot[rk[i].id] = SERIES_MAX, s->other = true;
+			continue;
+		if (s->n < SERIES_MAX) {
+			s->ids[s->n] = rk[i].id;
+			s->slot[rk[i].id] = (uint32_t)s->n++;
+		} else {
+			s->other = true;
+		}
 	}
 	free(rk);
 	return 0;
@@ -319,6 +322,8 @@ static void put_usd(FILE *out, double v)
 {
 	if (isnan(v))
 		fputs("-", out);
+	else if (v > 0 && v < 0.0001)
+		fprintf(out, "$%.2e", v);
 	else
 		fprintf(out, "$%.4f", v);
 }
@@ -425,8 +430,10 @@ static int write_model_table(FILE *out, const struct report *r)
 		mr->errors += c->error;
 		mr->in += c->in;
 		mr->out += c->out;
-		if (!isnan(c->cost))
-			mr->spend += c->cost, mr->cost_n++;
+		if (!isnan(c->cost)) {
+			mr->spend += c->cost;
+			mr->cost_n++;
+		}
 		lat[nlat++] = (struct mval){ m, c->lat_s };
 		if (!isnan(c->ttfc_s))
 			ttfc[nttfc++] = (struct mval){ m, c->ttfc_s };

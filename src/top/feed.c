@@ -221,8 +221,10 @@ static void feed__stop_agent(struct feed *f)
 	struct timespec pause = { .tv_nsec = 50 * 1000000 };
 	char path[128];
 
+	/* Its output goes nowhere, so there is nothing to wait for it to flush: a short grace,
+	 * then SIGKILL (the kernel detaches the probes of a dead process by itself). */
 	kill(f->child, SIGINT);
-	for (int i = 0; i < 100 && !f->child_exited; i++) {
+	for (int i = 0; i < 40 && !f->child_exited; i++) {
 		feed__reap(f);
 		if (!f->child_exited)
 			nanosleep(&pause, NULL);

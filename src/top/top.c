@@ -259,6 +259,8 @@ int top__main(int argc, char **argv)
 	view__start(&v);
 	top__loop(&v, &f, agg, &h);
 	view__end();
+	if (o.standalone)
+		fprintf(stderr, "tokentap top: stopping the capture agent...\n");
 	feed__close(&f);
 	top_agg__free(agg);
 	return 0;

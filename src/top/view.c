@@ -28,7 +28,7 @@ static const struct col cols[TOP_COL_N] = {
 	[TOP_COL_CALLS] = { "CALL/s", "CALLS", 6, 0 },
 	[TOP_COL_TOK_IN] = { "IN/s", "IN", 6, 1 },
 	[TOP_COL_TOK_OUT] = { "OUT/s", "OUT", 6, 2 },
-	[TOP_COL_SPEND_RATE] = { "$/h", "$/h", 6, 7 },
+	[TOP_COL_SPEND_RATE] = { "$/h", "$/h", 7, 7 },
 	[TOP_COL_SPEND] = { "$", "$", 7, 3 },
 	[TOP_COL_LAT_P50] = { "LAT50", "LAT50", 5, 4 },
 	[TOP_COL_LAT_P95] = { "LAT95", "LAT95", 5, 5 },
@@ -80,6 +80,10 @@ static void fmt_usd(char *b, size_t n, double v)
 {
 	if (isnan(v))
 		snprintf(b, n, "-");
+	else if (v == 0)
+		snprintf(b, n, "0");
+	else if (v < 0.001)
+		snprintf(b, n, "%.1e", v); /* mock-sized calls cost millionths */
 	else if (v < 0.01)
 		snprintf(b, n, "%.4f", v);
 	else if (v < 10)

@@ -14,8 +14,7 @@
 
 #include "util/file.h"
 
-static int file__check_stat(const struct stat *st, const char *path, const char *what,
-			    bool is_dir)
+static int file__check_stat(const struct stat *st, const char *path, const char *what, bool is_dir)
 {
 	/* A directory with the sticky bit (/tmp) only lets owners replace their own files. */
 	bool sticky = is_dir && (st->st_mode & S_ISVTX);
@@ -24,8 +23,8 @@ static int file__check_stat(const struct stat *st, const char *path, const char 
 		fprintf(stderr,
 			"tokentap: refusing %s %s: %s is writable by group or others (mode %04o); "
 			"run: chmod go-w %s\n",
-			what, path, is_dir ? "its directory" : "it", (unsigned)(st->st_mode & 07777),
-			path);
+			what, path, is_dir ? "its directory" : "it",
+			(unsigned)(st->st_mode & 07777), path);
 		return -EPERM;
 	}
 	if (!is_dir && st->st_uid != 0 && st->st_uid != geteuid()) {

@@ -127,29 +127,22 @@ struct prefixed {
 };
 
 static const struct prefixed redact_prefixed[] = {
-	{ "sk-", 20, is_key_char },	/* OpenAI sk-..., sk-proj-...; Anthropic sk-ant-... */
-	{ "sk_live_", 16, is_alnum_c }, /* Stripe */
-	{ "sk_test_", 16, is_alnum_c },
-	{ "rk_live_", 16, is_alnum_c },
-	{ "AIza", 30, is_key_char },	/* Google API keys */
-	{ "AKIA", 16, is_upper_digit }, /* AWS access key ids */
-	{ "ASIA", 16, is_upper_digit },
-	{ "xoxb-", 10, is_key_char }, /* Slack */
-	{ "xoxp-", 10, is_key_char },
-	{ "xoxa-", 10, is_key_char },
-	{ "xoxs-", 10, is_key_char },
-	{ "xapp-", 10, is_key_char },
-	{ "ghp_", 30, is_alnum_c }, /* GitHub */
-	{ "gho_", 30, is_alnum_c },
-	{ "ghu_", 30, is_alnum_c },
-	{ "ghs_", 30, is_alnum_c },
-	{ "ghr_", 30, is_alnum_c },
-	{ "github_pat_", 20, is_key_char },
-	{ "glpat-", 20, is_key_char }, /* GitLab */
-	{ "hf_", 30, is_alnum_c },     /* Hugging Face */
-	{ "gsk_", 30, is_alnum_c },    /* Groq */
-	{ "xai-", 30, is_key_char },   /* xAI */
-	{ "pplx-", 30, is_alnum_c },   /* Perplexity */
+    {"sk-", 20, is_key_char},	  /* OpenAI sk-..., sk-proj-...; Anthropic sk-ant-... */
+    {"sk_live_", 16, is_alnum_c}, /* Stripe */
+    {"sk_test_", 16, is_alnum_c},     {"rk_live_", 16, is_alnum_c},
+    {"AIza", 30, is_key_char},					  /* Google API keys */
+    {"AKIA", 16, is_upper_digit},				  /* AWS access key ids */
+    {"ASIA", 16, is_upper_digit},     {"xoxb-", 10, is_key_char}, /* Slack */
+    {"xoxp-", 10, is_key_char},	      {"xoxa-", 10, is_key_char},
+    {"xoxs-", 10, is_key_char},	      {"xapp-", 10, is_key_char},
+    {"ghp_", 30, is_alnum_c}, /* GitHub */
+    {"gho_", 30, is_alnum_c},	      {"ghu_", 30, is_alnum_c},
+    {"ghs_", 30, is_alnum_c},	      {"ghr_", 30, is_alnum_c},
+    {"github_pat_", 20, is_key_char}, {"glpat-", 20, is_key_char}, /* GitLab */
+    {"hf_", 30, is_alnum_c},					   /* Hugging Face */
+    {"gsk_", 30, is_alnum_c},					   /* Groq */
+    {"xai-", 30, is_key_char},					   /* xAI */
+    {"pplx-", 30, is_alnum_c},					   /* Perplexity */
 };
 
 static size_t detect_prefixed(const char *s, size_t n, size_t i)
@@ -198,7 +191,8 @@ static size_t detect_bearer(const char *s, size_t n, size_t i, size_t *skip)
 	bool d = false, a = false;
 	size_t j = i + 6, len;
 
-	if (n - i < 7 || strncasecmp(s + i, "bearer", 6) || (i > 0 && is_word((unsigned char)s[i - 1])))
+	if (n - i < 7 || strncasecmp(s + i, "bearer", 6) ||
+	    (i > 0 && is_word((unsigned char)s[i - 1])))
 		return 0;
 	if (s[j] != ' ' && s[j] != '\t')
 		return 0;
@@ -280,7 +274,8 @@ static char *redact__custom(char *text, size_t *len, unsigned *found, bool *oom)
 				sbuf__put(&out, REDACT_MARK, strlen(REDACT_MARK));
 				(*found)++;
 			} else {
-				sbuf__put(&out, p + m.rm_so, 1); /* empty match: keep one char, go on */
+				sbuf__put(&out, p + m.rm_so,
+					  1); /* empty match: keep one char, go on */
 			}
 			p += adv;
 			flags = REG_NOTBOL;
@@ -329,9 +324,8 @@ char *redact__string(const char *s, size_t n, size_t *out_len, unsigned *n_found
 
 static bool has_secret_word(const char *s, size_t n)
 {
-	static const char *const words[] = { "key",    "token",	      "secret", "passw",
-					     "pwd",    "auth",	      "credential", "cookie",
-					     "bearer", "session" };
+	static const char *const words[] = {"key",  "token",	  "secret", "passw",  "pwd",
+					    "auth", "credential", "cookie", "bearer", "session"};
 	char low[128];
 
 	if (n >= sizeof(low))
@@ -424,7 +418,8 @@ static void scrub_arg(struct sbuf *b, const char *a, size_t n, bool *next_secret
 	}
 	if (secret_name && sep) {
 		sbuf__put(b, a, name + 1);
-		sbuf__put(b, sep == ':' ? " " REDACT_MARK : REDACT_MARK, strlen(REDACT_MARK) + (sep == ':'));
+		sbuf__put(b, sep == ':' ? " " REDACT_MARK : REDACT_MARK,
+			  strlen(REDACT_MARK) + (sep == ':'));
 		return;
 	}
 	if (secret_name && a[0] == '-' && name == n)

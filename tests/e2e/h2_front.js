@@ -8,7 +8,7 @@
 //   Accept-Encoding                                   picks br, gzip or deflate, in that order.
 // Compressed streams are flushed after every piece the mock sends, so each SSE event leaves at
 // once (what real providers do), and the response head goes out with the first compressed bytes.
-// One JSON line per request goes to --log: {"tag", "http_version", "encoding"}.
+// One JSON line per request goes to --log: {"tag", "http_version", "encoding", "accept"}.
 //
 // Usage: node h2_front.js --upstream https://127.0.0.1:PORT --tls-dir DIR --log FILE [--port N]
 // Prints "h2front: listening <port>" once ready.
@@ -77,7 +77,8 @@ function forwardHeaders(h) {
 function handle(req, res) {
 	const enc = pickEncoding(req);
 	fs.writeSync(log, JSON.stringify({ tag: req.headers['x-test-tag'] || null,
-		http_version: req.httpVersion, encoding: enc }) + '\n');
+		http_version: req.httpVersion, encoding: enc,
+		accept: req.headers['accept-encoding'] || '' }) + '\n');
 	const up = https.request({
 		host: upstream.hostname, port: upstream.port, method: req.method, path: req.url,
 		headers: { ...forwardHeaders(req.headers), host: upstream.host }, agent,

@@ -117,6 +117,9 @@ class Call:
         self.stream = r.get("stream") is True
         self.max_tokens = r.get("max_completion_tokens", r.get("max_tokens"))
         self.words_in = words_of(r.get("messages", []))
+        if self.azure_op == "embeddings":
+            self.inputs = r.get("input") if isinstance(r.get("input"), list) else [r.get("input")]
+            self.words_in = words_of(self.inputs)
 
     def _parse_gemini(self):
         m = GEMINI.match(self.path)
@@ -200,12 +203,14 @@ class Call:
             return self.model if self.api == "ollama" else None
         if self.api == "gemini":
             return self.model + "-001"
-        if self.api == "embeddings":
+        if self.api == "embeddings" or getattr(self, "azure_op", "") == "embeddings":
             return self.model
         return self.model + "-2025-04-14"
 
     def response_id(self):
         pid = os.getpid()
+        if getattr(self, "azure_op", "") == "embeddings":
+            return None
         return {"responses": f"resp_mock{pid:x}x{self.n:06d}",
                 "completions": f"cmpl-mock{pid:x}x{self.n:06d}",
                 "azure": f"chatcmpl-az{pid:x}x{self.n:06d}",
@@ -476,13 +481,14 @@ def serve(h, api, req, t0, write_log, now_ns):
         nbytes = h.send_plain(200, body)
     else:
         nbytes = send_stream(h, c)
+    t_done = now_ns()  # before anything else: the span must end after this
     want = c.want()
     write_log({"path": h.path, "method": "POST", "status": c.status, "api": api,
                "tag": h.headers.get("x-test-tag"), "client_port": h.client_address[1],
                "provider": want["provider"], "model_requested": want["request_model"],
                "model_response": want["response_model"], "id": want["id"],
                "stream": c.stream, "want": want, "t_request_received": t0,
-               "t_response_done": now_ns(), "body_bytes": nbytes})
+               "t_response_done": t_done, "body_bytes": nbytes})
 
 
 def stream_parts(c):

@@ -244,7 +244,8 @@ class TestAudit(h.TracedCase):
         calls["failed"] = curl(w, "failed", base + "/v1/chat/completions", chat("gpt-4o"),
                                [f"Host: api.openai.com:{P}", "x-mock-status: 429"])
         calls["tunnel"] = curl(w, "tunnel", "https://api.openai.com/v1/chat/completions",
-                               chat("gpt-4o"), [], ["-k", "-x", f"http://127.0.0.1:{cls.proxy_port}"])
+                               chat("gpt-4o"), [],
+                               ["-k", "-x", f"http://127.0.0.1:{cls.proxy_port}"])
         return calls
 
     def records(self):

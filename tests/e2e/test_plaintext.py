@@ -12,7 +12,7 @@ tokentap.tls.library "none" and the close of the connection.
 Not LLM traffic: a second tokentap run sees only plain HTTP that is not an LLM call (GET
 /health, POST /internal/echo, GET / of a python http.server, new connections and keep-alive)
 and must make no span and copy no byte: the stats line's plain_bytes and plain_records stay 0
-while plain_socks_other counts the sockets it judged.
+while plain_socks_other counts the sockets it judged (those that POSTed elsewhere).
 
 GnuTLS: Debian's libcurl-gnutls (gnutls_record_send/recv) against the HTTPS mock, spans as
 for any TLS client with tokentap.tls.library "gnutls".
@@ -273,9 +273,8 @@ class TestPlainNotLLM(PlainCase):
         self.assertEqual(st.get("plain_records"), 0)
         self.assertEqual(st.get("plain_bytes"), 0)
         self.assertEqual(st.get("plain_socks_llm"), 0)
-        # 80 new connections judged on their first request (the client sides; the keep-alive
-        # ones once each), whatever the servers' sides add.
-        self.assertGreaterEqual(st.get("plain_socks_other", 0), 82)
+        # The 40 connections that POSTed /internal/echo were judged; GETs are never judged.
+        self.assertGreaterEqual(st.get("plain_socks_other", 0), 40)
 
 
 def main():

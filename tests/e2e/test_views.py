@@ -65,6 +65,10 @@ def fmt_pct(f):
 def fmt_usd(v):
     if v is None:
         return "-"
+    if v == 0:
+        return "0"
+    if v < 0.001:
+        return "%.1e" % v
     if v < 0.01:
         return "%.4f" % v
     return "%.3f" % v if v < 10 else ("%.2f" % v if v < 10000 else "%.0f" % v)
@@ -178,8 +182,11 @@ class Screen:
 
 
 class Tmux:
+    made = 0
+
     def __init__(self, work):
-        self.sock = f"tokentap-views-{os.getpid()}"
+        Tmux.made += 1
+        self.sock = f"tokentap-views-{os.getpid()}-{Tmux.made}"
         self.exit_file = work / "top.exit"
         self.started = False
 
@@ -350,9 +357,13 @@ class TestViews(unittest.TestCase):
                                   "FC95", "ERR%"])
         self.check_rows(s, "MODEL", ["CALLS", "IN", "OUT", "$", "LAT50", "LAT95", "FC50",
                                      "FC95", "ERR%"])
+        (self.work / "top-totals.txt").write_text("\n".join(s.lines))
         tin = sum(x["attributes"].get("gen_ai.usage.input_tokens", 0) for x in self.spans)
+        costs = [x["attributes"]["tokentap.cost.usd"] for x in self.spans
+                 if "tokentap.cost.usd" in x["attributes"]]
         self.assertIn(f"total: calls {len(self.spans)} ", s.line_starting("total:"))
-        self.assertIn(f"tokens in {tin} ", s.line_starting("total:"))
+        self.assertIn(f" $ {fmt_usd(sum(costs) if costs else None)} ", s.line_starting("total:"))
+        self.assertIn(f"tokens in {fmt_count(tin)} ", s.line_starting("total:"))
 
     def test_3_group_keys(self):
         for key in ("3", "1", "2", "5", "6"):
@@ -380,12 +391,17 @@ class TestViews(unittest.TestCase):
         self.assertEqual(lats, sorted(lats, reverse=True), s.rows)
         s = self.press(">", "MODEL", lambda t: "sort LAT95 v" in t)
         self.check_rows(s, "MODEL", ["CALLS", "LAT95"])
+        self.tmux.keys("?")
+        self.wait_screen(lambda t: "any key closes this help" in t, "the help")
+        s = self.press("x", "MODEL", lambda t: "any key closes" not in t)
+        self.check_rows(s, "MODEL", ["CALLS", "LAT95"])
 
     def test_5_small_terminal(self):
         self.tmux.run("resize-window", "-t", "top", "-x", "80", "-y", "24")
         s = self.snapshot("MODEL", lambda t: len(t.rstrip("\n").split("\n")) == 24 and
                           max(len(x) for x in t.split("\n")) <= 80)
         text = "\n".join(s.lines)
+        (self.work / "top-80x24.txt").write_text(text)
         lines = text.rstrip("\n").split("\n")
         self.assertTrue(lines[0].startswith("tokentap top"), lines[0])
         self.assertTrue(lines[-1].startswith("q quit"), lines[-1])
@@ -400,6 +416,38 @@ class TestViews(unittest.TestCase):
             time.sleep(0.05)
         self.assertTrue(self.tmux.exit_file.exists(), "top did not exit on q")
         self.assertEqual(self.tmux.exit_file.read_text().strip(), "0")
+
+    def test_8_standalone(self):
+        """--standalone starts its own agent: a curl call shows up as its own process row."""
+        tmux = Tmux(self.work / "standalone")
+        tmux.exit_file.parent.mkdir(exist_ok=True)
+        try:
+            tmux.start(f"{h.TOKENTAP} top --standalone -g process", 120, 30)
+            deadline = time.monotonic() + h.READY_TIMEOUT_S
+            while "health:" not in tmux.capture():
+                self.assertLess(time.monotonic(), deadline, f"no agent:\n{tmux.capture()}")
+                time.sleep(0.2)
+            got = h.run_curl(h.call("openai", "gpt-4o", "v-standalone", text=h.words(2)),
+                             self.work)[0]
+            tmux.keys("t")
+            key = f"curl[{got['pid']}]"
+            deadline = time.monotonic() + 10
+            while True:
+                text = tmux.capture()
+                if re.search(rf"(?m)^{re.escape(key)} ", text) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            row = Screen(text, "PROCESS").row(key)
+            self.assertEqual(row["CALLS"], "1", text)
+            self.assertEqual(row["IN"], str(got["input_tokens"]), text)
+            self.assertEqual(row["OUT"], str(got["output_tokens"]), text)
+            tmux.keys("q")
+            deadline = time.monotonic() + 10
+            while not tmux.exit_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(tmux.exit_file.read_text().strip(), "0")
+        finally:
+            tmux.stop()
 
     # ---- the report, from the same spans ------------------------------------------------------
 

@@ -10,7 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct chain_verify_opts o = { .partial = size && (data[0] & 1) };
+	struct chain_verify_opts o = {.partial = size && (data[0] & 1)};
 	struct chain_state st = {};
 	char err[512];
 	FILE *f;

@@ -57,7 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				.on_chunk = on_chunk,
 				.on_close = on_close,
 				.on_sock = on_sock,
-				.on_proc = on_proc};
+				.on_proc = on_proc,
+				.on_ignore = on_close,
+				.on_sync = on_close};
 	int rc = capture__dispatch_record(data, size, &sink);
 
 	if (rc != 0 && rc != -22)

@@ -20,7 +20,8 @@ static void on_call(void *ctx, const struct llm_call *c)
 	*(size_t *)ctx += n + 1;
 }
 
-enum { OP_DATA = 0, OP_LOST = 1, OP_CLOSE = 2, OP_SOCK = 3, OP_EXIT = 4, OP_TICK = 5 };
+enum { OP_DATA = 0, OP_LOST = 1, OP_CLOSE = 2, OP_SOCK = 3, OP_EXIT = 4, OP_TICK = 5, OP_IGNORE = 6,
+       OP_SYNC = 7 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -62,6 +63,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_SOCK: {
 			struct cap_sock s = { .key = key, .ts_ns = now, .family = 2, .dport = 443 };
 			conn_table__on_sock(t, &s);
+			break;
+		}
+		case OP_IGNORE:
+		case OP_SYNC: {
+			/* the kernel's positions now: after OP_LOST they report the loss */
+			struct cap_close cl = { .key = key, .ts_ns = now, .write_seq = seq[conn][0],
+						.read_seq = seq[conn][1] };
+			if ((op & 7) == OP_IGNORE)
+				conn_table__on_ignore(t, &cl);
+			else
+				conn_table__on_sync(t, &cl);
 			break;
 		}
 		case OP_EXIT:

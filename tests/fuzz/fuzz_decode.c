@@ -26,7 +26,7 @@ static void fz_sink(void *ctx, const uint8_t *d, size_t n)
 	struct fz_out *o = ctx;
 
 	if (!n)
-		abort(); /* empty pieces are never delivered */
+		abort();	       /* empty pieces are never delivered */
 	for (size_t i = 0; i < n; i++) /* the view must be readable in full */
 		o->x ^= d[i];
 	o->bytes += n;
@@ -36,9 +36,9 @@ static void fz_sink(void *ctx, const uint8_t *d, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const codings[] = { "gzip", "deflate", "br", "zstd",
-						"gzip, br", "deflate, zstd", "x-gzip", "identity" };
-	struct fz_out o = { 0 };
+	static const char *const codings[] = {"gzip",	  "deflate",	   "br",     "zstd",
+					      "gzip, br", "deflate, zstd", "x-gzip", "identity"};
+	struct fz_out o = {0};
 	struct decoder *d;
 	size_t piece, off = 0;
 	int err = 0, rc;

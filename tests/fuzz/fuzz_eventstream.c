@@ -119,7 +119,7 @@ static void run(const uint8_t *data, size_t size, uint32_t seed, bool gaps, stru
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct digest whole = { 14695981039346656037ull, 0 }, split = whole, gappy = whole;
+	struct digest whole = {14695981039346656037ull, 0}, split = whole, gappy = whole;
 	uint8_t *stream = NULL;
 	const uint8_t *s = data + 1;
 	size_t n = size ? size - 1 : 0;

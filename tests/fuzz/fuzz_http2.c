@@ -81,7 +81,7 @@ static void fz_on_response(void *ex, const struct http_head *h, uint64_t ts)
 	touch_head(h);
 	/* status 0: the head was lost or could not be decoded */
 	fx_check(x, x->stage == 1 && !h->is_request && (h->status == 0 || h->status >= 200) &&
-			    h->status <= 999);
+			h->status <= 999);
 	x->stage = 2;
 }
 
@@ -156,14 +156,14 @@ static unsigned u16(const uint8_t **d, size_t *n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct http_sink sink = {
-		.on_request = fz_on_request,
-		.on_response = fz_on_response,
-		.on_body = fz_on_body,
-		.on_message_end = fz_on_end,
-		.on_loss = fz_on_loss,
-		.on_abort = fz_on_abort,
+	    .on_request = fz_on_request,
+	    .on_response = fz_on_response,
+	    .on_body = fz_on_body,
+	    .on_message_end = fz_on_end,
+	    .on_loss = fz_on_loss,
+	    .on_abort = fz_on_abort,
 	};
-	uint64_t ts = 1000, call_ts[2] = { 0, 0 };
+	uint64_t ts = 1000, call_ts[2] = {0, 0};
 	enum http1_role role;
 	struct http2 *p;
 	int stopped = 0;

@@ -64,7 +64,7 @@ static void run(const uint8_t *data, size_t size, uint32_t seed, bool gaps, stru
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct digest whole = { 14695981039346656037ull, 0 }, split = whole, gappy = whole;
+	struct digest whole = {14695981039346656037ull, 0}, split = whole, gappy = whole;
 	struct jseq_stats a, b, c;
 	uint32_t seed;
 

@@ -11,9 +11,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[256];
 	struct policy *p = policy__parse((const char *)data, size, err, sizeof(err));
-	struct policy_call c = { .exe = "/usr/bin/python3", .container_id = "3f2a", .uid = 0,
-				 .provider = "openai", .host = "api.openai.com", .model = "gpt-4o",
-				 .key_fingerprint = "4b939df42ebc9c95", .shadow_ai = true };
+	struct policy_call c = {.exe = "/usr/bin/python3",
+				.container_id = "3f2a",
+				.uid = 0,
+				.provider = "openai",
+				.host = "api.openai.com",
+				.model = "gpt-4o",
+				.key_fingerprint = "4b939df42ebc9c95",
+				.shadow_ai = true};
 	struct policy_verdict v;
 
 	if (!p)

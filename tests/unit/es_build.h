@@ -19,8 +19,7 @@ static inline void esb__put32(uint8_t *p, uint32_t v)
 }
 
 /* Appends a string header to h (at *hn); returns h. */
-static inline uint8_t *esb__hdr_str(uint8_t *h, size_t *hn, const char *name,
-				     const char *value)
+static inline uint8_t *esb__hdr_str(uint8_t *h, size_t *hn, const char *name, const char *value)
 {
 	size_t nl = strlen(name), vl = strlen(value);
 
@@ -36,8 +35,8 @@ static inline uint8_t *esb__hdr_str(uint8_t *h, size_t *hn, const char *name,
 }
 
 /* Writes one message to out; returns its length. */
-static inline size_t esb__message(uint8_t *out, const uint8_t *h, size_t hn,
-				  const void *payload, size_t pn)
+static inline size_t esb__message(uint8_t *out, const uint8_t *h, size_t hn, const void *payload,
+				  size_t pn)
 {
 	size_t total = 12 + hn + pn + 4;
 

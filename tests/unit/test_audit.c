@@ -69,7 +69,7 @@ static struct span *fake_span(int i, const char *host, const char *model, const 
 /* Writes n records through the exporter (chain continued from whatever is on disk). */
 static int write_records(const char *path, int n, uint64_t max_bytes, int keep)
 {
-	struct audit_opts o = { .path = path, .max_bytes = max_bytes, .keep = keep };
+	struct audit_opts o = {.path = path, .max_bytes = max_bytes, .keep = keep};
 	struct exporter *e = audit_exporter__new(&o);
 	struct export_stats st = {};
 
@@ -89,7 +89,7 @@ static int write_records(const char *path, int n, uint64_t max_bytes, int keep)
 
 static int verify(const char *const *files, int n, bool partial, char *err, size_t cap)
 {
-	struct chain_verify_opts o = { .partial = partial };
+	struct chain_verify_opts o = {.partial = partial};
 	struct chain_state st = {};
 
 	err[0] = '\0';
@@ -135,7 +135,7 @@ static char lines[16][4096];
 TEST(chain_verifies_and_detects_tampering)
 {
 	const char *path = tmp_path("chain.log");
-	const char *files[] = { path };
+	const char *files[] = {path};
 	char err[512], edited[4096], *p;
 	int n;
 
@@ -187,8 +187,8 @@ TEST(chain_verifies_and_detects_tampering)
 TEST(verify_subcommand_exit_codes)
 {
 	const char *path = tmp_path("cmd.log");
-	char *ok[] = { "audit", "verify", (char *)path, NULL };
-	char *usage[] = { "audit", "nonsense", NULL };
+	char *ok[] = {"audit", "verify", (char *)path, NULL};
+	char *usage[] = {"audit", "nonsense", NULL};
 	int n;
 
 	unlink(path);
@@ -220,8 +220,8 @@ TEST(rotation_keeps_the_chain)
 	CHECK(!stat(f3, &st) && st.st_size <= 3000);
 	CHECK(stat(f4, &st) != 0);
 	{
-		const char *all[] = { f3, f2, f1, path };
-		const char *wrong_order[] = { path, f1 };
+		const char *all[] = {f3, f2, f1, path};
+		const char *wrong_order[] = {path, f1};
 
 		/* the oldest kept file links to records rotation deleted */
 		CHECK_EQ_INT(verify(all, 4, false, err, sizeof(err)), -EBADMSG);
@@ -231,7 +231,7 @@ TEST(rotation_keeps_the_chain)
 	/* a restart continues the chain, also right after a rotation */
 	CHECK_EQ_INT(write_records(path, 2, 3000, 3), 2);
 	{
-		const char *all[] = { f3, f2, f1, path };
+		const char *all[] = {f3, f2, f1, path};
 
 		CHECK(verify(all, 4, true, err, sizeof(err)) > 4);
 	}
@@ -240,7 +240,7 @@ TEST(rotation_keeps_the_chain)
 TEST(restart_continues_and_repairs_a_torn_tail)
 {
 	const char *path = tmp_path("restart.log");
-	const char *files[] = { path };
+	const char *files[] = {path};
 	char err[512];
 	int fd;
 
@@ -265,7 +265,7 @@ TEST(restart_continues_and_repairs_a_torn_tail)
 TEST(record_fields)
 {
 	struct span *s = fake_span(0, "localhost", "gpt-4o", "path");
-	struct proc_facts f = { .pid = 4242, .ppid = 1, .uid = 1000, .euid = 1000 };
+	struct proc_facts f = {.pid = 4242, .ppid = 1, .uid = 1000, .euid = 1000};
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
@@ -277,7 +277,7 @@ TEST(record_fields)
 	attrs__add_bool(s->attrs, &s->n_attrs, SPAN_MAX_ATTRS, "tokentap.shadow_ai", true);
 	S_STR(s, "tokentap.policy.verdict", "denied");
 	{
-		const char *v[] = { "host_not_allowed", "model_not_allowed" };
+		const char *v[] = {"host_not_allowed", "model_not_allowed"};
 
 		attrs__add_str_array(s->attrs, &s->n_attrs, SPAN_MAX_ATTRS,
 				     "tokentap.policy.violations", v, 2);
@@ -297,24 +297,31 @@ TEST(record_fields)
 	span__free(s);
 }
 
-/* ---- policy ------------------------------------------------------------------------------------ */
+/* ---- policy ------------------------------------------------------------------------------------
+ */
 
 static const char *policy_doc =
-	"{\"version\":1,\"default\":\"deny\",\"shadow_ai\":\"deny\",\"rules\":["
-	"{\"name\":\"backend\",\"match\":{\"executables\":[\"/usr/bin/python3*\"]},"
-	" \"allow\":{\"providers\":[\"openai\"],\"hosts\":[\"api.openai.com\",\"*.openai.azure.com\"],"
-	"  \"models\":[\"gpt-4o*\"],\"api_keys\":[\"4b93*\"]}},"
-	"{\"name\":\"batch\",\"match\":{\"executables\":[\"curl\"],\"container_ids\":[\"3f2a\"]},"
-	" \"allow\":{\"models\":[\"claude-*\"]}},"
-	"{\"name\":\"k8s\",\"match\":{\"pod_uids\":[\"1b2c3d4e\"]},\"allow\":{}}]}";
+    "{\"version\":1,\"default\":\"deny\",\"shadow_ai\":\"deny\",\"rules\":["
+    "{\"name\":\"backend\",\"match\":{\"executables\":[\"/usr/bin/python3*\"]},"
+    " \"allow\":{\"providers\":[\"openai\"],\"hosts\":[\"api.openai.com\",\"*.openai.azure.com\"],"
+    "  \"models\":[\"gpt-4o*\"],\"api_keys\":[\"4b93*\"]}},"
+    "{\"name\":\"batch\",\"match\":{\"executables\":[\"curl\"],\"container_ids\":[\"3f2a\"]},"
+    " \"allow\":{\"models\":[\"claude-*\"]}},"
+    "{\"name\":\"k8s\",\"match\":{\"pod_uids\":[\"1b2c3d4e\"]},\"allow\":{}}]}";
 
 static struct policy_verdict judge(struct policy *p, const char *exe, const char *cid,
 				   const char *pod, const char *host, const char *model,
 				   const char *key, bool shadow)
 {
-	struct policy_call c = { .exe = exe, .container_id = cid, .pod_uid = pod, .uid = 0,
-				 .provider = "openai", .host = host, .model = model,
-				 .key_fingerprint = key, .shadow_ai = shadow };
+	struct policy_call c = {.exe = exe,
+				.container_id = cid,
+				.pod_uid = pod,
+				.uid = 0,
+				.provider = "openai",
+				.host = host,
+				.model = model,
+				.key_fingerprint = key,
+				.shadow_ai = shadow};
 	struct policy_verdict v;
 
 	policy__eval(p, &c, &v);
@@ -343,8 +350,8 @@ TEST(policy_matching)
 		  false);
 	CHECK(!v.denied);
 	CHECK_EQ_STR(v.rule, "backend");
-	v = judge(p, "/usr/bin/python3.11", "", "", "westeurope.OPENAI.azure.com", "gpt-4o",
-		  "4b93", false);
+	v = judge(p, "/usr/bin/python3.11", "", "", "westeurope.OPENAI.azure.com", "gpt-4o", "4b93",
+		  false);
 	CHECK(!v.denied); /* host globs ignore case */
 	v = judge(p, "/usr/bin/python3.11", "", "", "localhost", "gpt-3.5", "ffff", false);
 	CHECK(v.denied && v.n_violations == 3);
@@ -375,14 +382,14 @@ TEST(policy_matching)
 TEST(policy_rejects_bad_documents)
 {
 	static const char *bad[] = {
-		"[]",
-		"{\"default\":\"maybe\"}",
-		"{\"rules\":[{\"match\":{\"executable\":[\"x\"]}}]}", /* typo: executables */
-		"{\"rules\":[{\"allow\":{\"models\":\"gpt-4o\"}}]}",   /* not an array */
-		"{\"rules\":[{\"match\":{\"pod_labels\":[\"app=x\"]}}]}",
-		"{\"rules\":[{\"allow\":{\"hosts\":[\"\"]}}]}",
-		"{\"rules\":[]} trailing",
-		"{\"version\":2}",
+	    "[]",
+	    "{\"default\":\"maybe\"}",
+	    "{\"rules\":[{\"match\":{\"executable\":[\"x\"]}}]}", /* typo: executables */
+	    "{\"rules\":[{\"allow\":{\"models\":\"gpt-4o\"}}]}",  /* not an array */
+	    "{\"rules\":[{\"match\":{\"pod_labels\":[\"app=x\"]}}]}",
+	    "{\"rules\":[{\"allow\":{\"hosts\":[\"\"]}}]}",
+	    "{\"rules\":[]} trailing",
+	    "{\"version\":2}",
 	};
 	char err[256];
 
@@ -423,7 +430,8 @@ TEST(match_exe)
 	CHECK(!policy__match_exe("curl", ""));
 }
 
-/* ---- shadow AI ---------------------------------------------------------------------------------- */
+/* ---- shadow AI ----------------------------------------------------------------------------------
+ */
 
 TEST(shadow_ai_detection)
 {
@@ -466,7 +474,8 @@ TEST(judge_adds_attributes)
 	policy__free(p);
 }
 
-/* ---- process facts ------------------------------------------------------------------------------ */
+/* ---- process facts ------------------------------------------------------------------------------
+ */
 
 static void put_file(const char *path, const char *data, size_t n)
 {

@@ -880,15 +880,25 @@ static void plain_curl(struct capture *c, struct rec *r, const struct fixture *f
 {
 	char url[128], data[160];
 	char *get[] = {(char *)curl, "-s", "--max-time", "10", "-o", "/dev/null", url, NULL};
+	char *other[] = {(char *)curl, "-s", "--max-time", "10", "-o", "/dev/null", "-d", "{}", url,
+			 NULL};
 	char *post[] = {(char *)curl, "-s",	"--max-time",	 "10", "-o", "/dev/null", "-H",
 			"Expect:",    "-H",	"content-type: application/json", "--data-binary",
 			data,	      url,	NULL};
 	struct capture_stats before, after;
 
-	/* Not an LLM path: judged once, never copied, not even announced. */
+	/* A GET is never an LLM call: left after a peek at its first bytes, not even judged. */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	capture__stats(c, &before);
 	CHECK_EQ_INT(run_client(c, r, get, f->log), 0);
+	capture__stats(c, &after);
+	CHECK_EQ_INT(r->n, 0);
+	CHECK_EQ_INT(after.plain_socks_other, before.plain_socks_other);
+	CHECK_EQ_INT(after.plain_socks_llm, before.plain_socks_llm);
+	CHECK_EQ_INT(after.plain_bytes, before.plain_bytes);
+	/* A POST elsewhere: judged once, never copied, not even announced. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/models/list", port);
+	CHECK_EQ_INT(run_client(c, r, other, f->log), 0);
 	capture__stats(c, &after);
 	CHECK_EQ_INT(r->n, 0);
 	CHECK(after.plain_socks_other > before.plain_socks_other);

@@ -117,6 +117,28 @@ TEST(data_well_formed)
 	CHECK(memcmp(seen->data, buf + TT_DATA_HDR_SIZE, 300) == 0);
 }
 
+/* Which library (or none: plaintext at the socket layer) made a record reaches conn/ as is; a
+ * plaintext connection is named by a kernel struct sock *. */
+TEST(data_sources)
+{
+	static uint8_t buf[sizeof(struct tt_data_event)];
+	const uint8_t sources[] = {TT_SRC_OPENSSL, TT_SRC_PLAINTEXT, TT_SRC_GNUTLS};
+	struct tt_data_event *ev = (void *)buf;
+	size_t size = make_data(buf, 40, TT_DIR_WRITE), i;
+
+	reset();
+	CHECK_EQ_INT(TT_SRC_PLAINTEXT, 2);
+	CHECK_EQ_INT(TT_SRC_GNUTLS, 3);
+	for (i = 0; i < sizeof(sources); i++) {
+		ev->hdr.source = sources[i];
+		ev->hdr.conn_id = sources[i] == TT_SRC_PLAINTEXT ? 0xffff8880c0ffee00ULL : 0x55aa10;
+		CHECK_EQ_INT(capture__dispatch_record(buf, size, &sink), 0);
+		CHECK_EQ_INT(seen->chunk.tls_source, sources[i]);
+		CHECK(seen->chunk.key.conn_id == ev->hdr.conn_id);
+	}
+	CHECK_EQ_INT(seen->chunks, 3);
+}
+
 TEST(data_full_chunk_and_trailing_bytes)
 {
 	static uint8_t buf[sizeof(struct tt_data_event) + 64];
@@ -294,6 +316,7 @@ int main(void)
 {
 	seen = calloc(1, sizeof(*seen));
 	RUN(data_well_formed);
+	RUN(data_sources);
 	RUN(data_full_chunk_and_trailing_bytes);
 	RUN(data_malformed);
 	RUN(every_truncation_rejected);

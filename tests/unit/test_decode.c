@@ -47,8 +47,8 @@ struct bytes {
 /* gzip (wbits 31), zlib (15) or raw deflate (-15); a sync flush after each of `cuts` offsets. */
 static struct bytes zlib_enc(const char *s, size_t n, int wbits, const size_t *cuts, int ncuts)
 {
-	struct bytes r = { malloc(n + 1024 + 16 * (size_t)ncuts), 0 };
-	z_stream z = { 0 };
+	struct bytes r = {malloc(n + 1024 + 16 * (size_t)ncuts), 0};
+	z_stream z = {0};
 	size_t at = 0;
 
 	deflateInit2(&z, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY);
@@ -70,16 +70,16 @@ static struct bytes zlib_enc(const char *s, size_t n, int wbits, const size_t *c
 static struct bytes zstd_enc(const char *s, size_t n, const size_t *cuts, int ncuts, int wlog)
 {
 	size_t cap = ZSTD_compressBound(n) + 64 * (size_t)ncuts + 64;
-	struct bytes r = { malloc(cap), 0 };
+	struct bytes r = {malloc(cap), 0};
 	ZSTD_CCtx *c = ZSTD_createCCtx();
-	ZSTD_outBuffer ob = { r.b, cap, 0 };
+	ZSTD_outBuffer ob = {r.b, cap, 0};
 	size_t at = 0;
 
 	if (wlog)
 		ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, wlog);
 	for (int i = 0; i <= ncuts; i++) {
 		size_t end = i < ncuts ? cuts[i] : n;
-		ZSTD_inBuffer ib = { s + at, end - at, 0 };
+		ZSTD_inBuffer ib = {s + at, end - at, 0};
 		size_t left;
 
 		do
@@ -96,8 +96,9 @@ static struct bytes zstd_enc(const char *s, size_t n, const size_t *cuts, int nc
 static struct {
 	void *h;
 	BrotliEncoderState *(*create)(brotli_alloc_func, brotli_free_func, void *);
-	BROTLI_BOOL (*stream)(BrotliEncoderState *, BrotliEncoderOperation, size_t *,
-			      const uint8_t **, size_t *, uint8_t **, size_t *);
+	BROTLI_BOOL (*stream)
+	(BrotliEncoderState *, BrotliEncoderOperation, size_t *, const uint8_t **, size_t *,
+	 uint8_t **, size_t *);
 	BROTLI_BOOL (*more)(BrotliEncoderState *);
 	BROTLI_BOOL (*set)(BrotliEncoderState *, BrotliEncoderParameter, uint32_t);
 	void (*destroy)(BrotliEncoderState *);
@@ -122,7 +123,7 @@ static bool brotli_load(void)
 static struct bytes br_enc(const char *s, size_t n, const size_t *cuts, int ncuts)
 {
 	size_t cap = n + 1024 + 16 * (size_t)ncuts;
-	struct bytes r = { malloc(cap), 0 };
+	struct bytes r = {malloc(cap), 0};
 	BrotliEncoderState *e = benc.create(NULL, NULL, NULL);
 	uint8_t *next_out = r.b;
 	size_t avail_out = cap, at = 0;
@@ -131,8 +132,8 @@ static struct bytes br_enc(const char *s, size_t n, const size_t *cuts, int ncut
 	for (int i = 0; i <= ncuts; i++) {
 		size_t end = i < ncuts ? cuts[i] : n, avail_in = end - at;
 		const uint8_t *next_in = (const uint8_t *)s + at;
-		BrotliEncoderOperation op = i < ncuts ? BROTLI_OPERATION_FLUSH
-						      : BROTLI_OPERATION_FINISH;
+		BrotliEncoderOperation op =
+		    i < ncuts ? BROTLI_OPERATION_FLUSH : BROTLI_OPERATION_FINISH;
 
 		do
 			benc.stream(e, op, &avail_in, &next_in, &avail_out, &next_out, NULL);
@@ -177,8 +178,7 @@ static bool same(const struct out *o, const char *want, size_t n)
 }
 
 /* Whole, every split in two, 1-byte pieces: always the original text. */
-static void check_all_splits(const char *coding, const struct bytes *in, const char *text,
-			     size_t n)
+static void check_all_splits(const char *coding, const struct bytes *in, const char *text, size_t n)
 {
 	struct out o;
 	int bad = 0;
@@ -310,12 +310,12 @@ TEST(stacked_codings)
 /* A flushed stream: the first event's bytes give exactly the first event. */
 TEST(flushed_streams_give_events_at_once)
 {
-	const char *codings[] = { "gzip", "zstd", "br" };
+	const char *codings[] = {"gzip", "zstd", "br"};
 
 	for (int k = 0; k < 3; k++) {
 		struct bytes in;
 		struct decoder *d;
-		struct out o = { 0 };
+		struct out o = {0};
 		size_t first;
 
 		if (k == 2 && !brotli_load()) {
@@ -348,16 +348,16 @@ TEST(truncated_and_corrupt_are_counted)
 {
 	struct bytes gz = zlib_enc(text, text_len, 31, NULL, 0);
 	struct bytes zs = zstd_enc(text, text_len, NULL, 0, 0);
-	struct bytes cut = { gz.b, gz.len - 6 };
+	struct bytes cut = {gz.b, gz.len - 6};
 	const struct decode_stats *st = decode__stats();
 	uint64_t t0 = st->truncated, c0 = st->corrupt;
-	struct bytes junk = { (uint8_t *)"this is not compressed at all, just text", 40 };
+	struct bytes junk = {(uint8_t *)"this is not compressed at all, just text", 40};
 	struct out o;
 
 	CHECK_EQ_INT(run("gzip", &cut, cut.len, 0, 0, &o), -ENODATA);
 	CHECK(o.len > text_len / 2); /* what was there was decoded */
 	free(o.b);
-	cut = (struct bytes){ zs.b, zs.len - 3 };
+	cut = (struct bytes){zs.b, zs.len - 3};
 	CHECK_EQ_INT(run("zstd", &cut, cut.len, 0, 0, &o), -ENODATA);
 	free(o.b);
 	CHECK_EQ_INT(st->truncated, t0 + 2);
@@ -391,7 +391,7 @@ TEST(multi_member_gzip_and_trailing_bytes)
 {
 	struct bytes a = zlib_enc(text, 100, 31, NULL, 0);
 	struct bytes b = zlib_enc(text + 100, text_len - 100, 31, NULL, 0);
-	struct bytes both = { malloc(a.len + b.len + 4), a.len + b.len };
+	struct bytes both = {malloc(a.len + b.len + 4), a.len + b.len};
 	struct out o;
 
 	memcpy(both.b, a.b, a.len);
@@ -416,12 +416,12 @@ TEST(bomb_is_capped)
 	const struct decode_stats *st = decode__stats();
 	uint64_t c0 = st->capped;
 	struct bytes in[3];
-	const char *codings[] = { "gzip", "zstd", "br" };
+	const char *codings[] = {"gzip", "zstd", "br"};
 	struct out o;
 
 	in[0] = zlib_enc(zeros, n, 31, NULL, 0);
 	in[1] = zstd_enc(zeros, n, NULL, 0, 0);
-	in[2] = brotli_load() ? br_enc(zeros, n, NULL, 0) : (struct bytes){ NULL, 0 };
+	in[2] = brotli_load() ? br_enc(zeros, n, NULL, 0) : (struct bytes){NULL, 0};
 	free(zeros);
 	for (int k = 0; k < 3; k++) {
 		CHECK(in[k].len > 0 && in[k].len < (64u << 10));
@@ -454,7 +454,6 @@ TEST(zstd_window_is_bounded)
 	free(big);
 }
 
-
 /* ---- through llm/: coded bodies give the same call as plain ones ----------------------------- */
 
 static struct llm_call got[4];
@@ -470,7 +469,7 @@ static void on_call(void *ctx, const struct llm_call *c)
 static void head_add(struct http_head *h, const char *name, const char *value)
 {
 	h->headers[h->num_headers++] =
-		(struct http_header){ name, strlen(name), value, strlen(value) };
+	    (struct http_header){name, strlen(name), value, strlen(value)};
 }
 
 struct piece {
@@ -483,11 +482,14 @@ struct piece {
 static void llm_exchange(const char *req_enc, const struct bytes *req, const char *ctype,
 			 const char *resp_enc, const struct piece *resp, int npieces)
 {
-	struct llm_conn_info info = { .pid = 1, .tls_source = 1 };
+	struct llm_conn_info info = {.pid = 1, .tls_source = 1};
 	struct llm_conn *lc = llm_conn__new(&info, on_call, NULL);
 	const struct http_sink *sk = llm_conn__sink(lc);
-	struct http_head h = { .is_request = true, .method = "POST", .method_len = 4,
-			       .path = "/v1/chat/completions", .path_len = 20 };
+	struct http_head h = {.is_request = true,
+			      .method = "POST",
+			      .method_len = 4,
+			      .path = "/v1/chat/completions",
+			      .path_len = 20};
 	void *ex;
 
 	n_got = 0;
@@ -498,7 +500,7 @@ static void llm_exchange(const char *req_enc, const struct bytes *req, const cha
 	ex = sk->on_request(sk->ctx, &h, 10);
 	sk->on_body(ex, false, req->b, req->len, 11);
 	sk->on_message_end(ex, false, 12);
-	h = (struct http_head){ .status = 200 };
+	h = (struct http_head){.status = 200};
 	head_add(&h, "content-type", ctype);
 	if (resp_enc)
 		head_add(&h, "content-encoding", resp_enc);
@@ -516,14 +518,14 @@ static void llm_exchange(const char *req_enc, const struct bytes *req, const cha
 static const char REQ[] = "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":\"user\","
 			  "\"content\":\"hi\"}]}";
 static const char JSON_RESP[] =
-	"{\"id\":\"chatcmpl-z\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,\"message\":"
-	"{\"role\":\"assistant\",\"content\":\"hello\"},\"finish_reason\":\"stop\"}],"
-	"\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}";
+    "{\"id\":\"chatcmpl-z\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,\"message\":"
+    "{\"role\":\"assistant\",\"content\":\"hello\"},\"finish_reason\":\"stop\"}],"
+    "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}";
 
 TEST(llm_reads_gzip_br_zstd_json)
 {
-	struct bytes plain = { (uint8_t *)REQ, strlen(REQ) };
-	const char *codings[] = { "gzip", "deflate", "zstd", "br" };
+	struct bytes plain = {(uint8_t *)REQ, strlen(REQ)};
+	const char *codings[] = {"gzip", "deflate", "zstd", "br"};
 
 	CHECK(brotli_load());
 	for (int k = 0; k < 4; k++) {
@@ -540,8 +542,8 @@ TEST(llm_reads_gzip_br_zstd_json)
 			in = br_enc(JSON_RESP, strlen(JSON_RESP), NULL, 0);
 		else
 			continue;
-		pc[0] = (struct piece){ in.b, in.len / 2, 30 };
-		pc[1] = (struct piece){ in.b + in.len / 2, in.len - in.len / 2, 40 };
+		pc[0] = (struct piece){in.b, in.len / 2, 30};
+		pc[1] = (struct piece){in.b + in.len / 2, in.len - in.len / 2, 40};
 		llm_exchange(NULL, &plain, "application/json", codings[k], pc, 2);
 		CHECK_EQ_INT(n_got, 1);
 		CHECK_EQ_STR(got[0].response_id, "chatcmpl-z");
@@ -556,26 +558,26 @@ TEST(llm_reads_gzip_br_zstd_json)
 TEST(llm_sse_over_coded_bodies_keeps_first_chunk_time)
 {
 	static const char sse[] =
-		"data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
-		"\"delta\":{\"content\":\"Hi\"}}]}\n\n"
-		"data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
-		"\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
-		"data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[],\"usage\":"
-		"{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+	    "data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+	    "data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+	    "data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[],\"usage\":"
+	    "{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
 	size_t cut = (size_t)(strstr(sse, "\n\n") + 2 - sse);
-	struct bytes plain = { (uint8_t *)REQ, strlen(REQ) };
-	const char *codings[] = { "gzip", "zstd", "br" };
+	struct bytes plain = {(uint8_t *)REQ, strlen(REQ)};
+	const char *codings[] = {"gzip", "zstd", "br"};
 
 	for (int k = 0; k < 3; k++) {
 		struct bytes in;
 		struct decoder *d;
-		struct out o = { 0 };
+		struct out o = {0};
 		size_t first = 0;
 		struct piece pc[2];
 
 		if (k == 2 && !brotli_load())
 			continue;
-		in = k == 0 ? zlib_enc(sse, strlen(sse), 31, &cut, 1)
+		in = k == 0   ? zlib_enc(sse, strlen(sse), 31, &cut, 1)
 		     : k == 1 ? zstd_enc(sse, strlen(sse), &cut, 1, 0)
 			      : br_enc(sse, strlen(sse), &cut, 1);
 		/* The coded bytes up to the flush: what a server sends with the first event. */
@@ -584,8 +586,8 @@ TEST(llm_sse_over_coded_bodies_keeps_first_chunk_time)
 			decoder__feed(d, in.b + first++, 1);
 		decoder__free(d);
 		free(o.b);
-		pc[0] = (struct piece){ in.b, first, 100 };
-		pc[1] = (struct piece){ in.b + first, in.len - first, 200 };
+		pc[0] = (struct piece){in.b, first, 100};
+		pc[1] = (struct piece){in.b + first, in.len - first, 200};
 		llm_exchange(NULL, &plain, "text/event-stream", codings[k], pc, 2);
 		CHECK_EQ_INT(n_got, 1);
 		CHECK_EQ_INT(got[0].first_chunk_ns, 100);
@@ -601,7 +603,7 @@ TEST(llm_coded_request_bomb_and_loss)
 {
 	struct bytes req = zlib_enc(REQ, strlen(REQ), 31, NULL, 0);
 	struct bytes resp = zlib_enc(JSON_RESP, strlen(JSON_RESP), 31, NULL, 0);
-	struct bytes plain = { (uint8_t *)REQ, strlen(REQ) };
+	struct bytes plain = {(uint8_t *)REQ, strlen(REQ)};
 	const struct llm_stats *ls = llm__stats();
 	uint64_t jerr = ls->json_errors;
 	struct piece pc[3];
@@ -610,16 +612,16 @@ TEST(llm_coded_request_bomb_and_loss)
 	struct bytes bomb;
 
 	/* A gzip request body (some SDKs compress requests). */
-	pc[0] = (struct piece){ resp.b, resp.len, 30 };
+	pc[0] = (struct piece){resp.b, resp.len, 30};
 	llm_exchange("gzip", &req, "application/json", "gzip", pc, 1);
 	CHECK_EQ_INT(n_got, 1);
 	CHECK_EQ_STR(got[0].request_model, "gpt-4o");
 	CHECK_EQ_INT(got[0].output_tokens, 34);
 
 	/* Compressed bytes lost: nothing after the hole is decoded, nothing made up. */
-	pc[0] = (struct piece){ resp.b, 20, 30 };
-	pc[1] = (struct piece){ NULL, 10, 0 };
-	pc[2] = (struct piece){ resp.b + 30, resp.len - 30, 40 };
+	pc[0] = (struct piece){resp.b, 20, 30};
+	pc[1] = (struct piece){NULL, 10, 0};
+	pc[2] = (struct piece){resp.b + 30, resp.len - 30, 40};
 	llm_exchange(NULL, &plain, "application/json", "gzip", pc, 3);
 	CHECK_EQ_INT(n_got, 1);
 	CHECK(got[0].partial);
@@ -630,7 +632,7 @@ TEST(llm_coded_request_bomb_and_loss)
 	memcpy(zeros, "{\"id\":", 6);
 	bomb = zlib_enc(zeros, n, 31, NULL, 0);
 	decode__set_max_out(1u << 20);
-	pc[0] = (struct piece){ bomb.b, bomb.len, 30 };
+	pc[0] = (struct piece){bomb.b, bomb.len, 30};
 	llm_exchange(NULL, &plain, "application/json", "gzip", pc, 1);
 	decode__set_max_out(0);
 	CHECK_EQ_INT(decode__max_out(), DECODE_DEFAULT_MAX_OUT);

@@ -43,8 +43,9 @@ static size_t three(uint8_t *out)
 	size_t n = 0;
 
 	n += esb__event(out + n, "messageStart", "{\"p\":\"abcd\",\"role\":\"assistant\"}");
-	n += esb__event(out + n, "contentBlockDelta",
-			"{\"contentBlockIndex\":0,\"delta\":{\"text\":\"Hello\"},\"p\":\"abcdefgh\"}");
+	n += esb__event(
+	    out + n, "contentBlockDelta",
+	    "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"Hello\"},\"p\":\"abcdefgh\"}");
 	n += esb__event(out + n, "messageStop", "{\"p\":\"ab\",\"stopReason\":\"end_turn\"}");
 	return n;
 }
@@ -61,7 +62,7 @@ static void check_three(const struct got *g, int first)
 static struct got feed_split(const uint8_t *d, size_t n, size_t cut, size_t piece,
 			     struct eventstream_stats *st)
 {
-	struct got g = { 0 };
+	struct got g = {0};
 	struct eventstream *es = eventstream__new(on_msg, &g);
 
 	if (piece) {
@@ -140,10 +141,11 @@ static void on_typed(void *ctx, const struct es_message *m, uint64_t ts)
 TEST(header_values)
 {
 	static const uint8_t raw[] = {
-		2, 'b', 't', 0, 2, 'b', 'f', 1, 1, 'y', 2, 0x7f, 1, 's', 3, 0x01, 0x02,
-		1, 'i', 4, 0, 0, 1, 0, 1, 'l', 5, 0, 0, 0, 0, 0, 0, 0, 9,
-		1, 'B', 6, 0, 3, 0xde, 0xad, 0x00, 1, 'T', 8, 0, 0, 1, 0x8b, 0, 0, 0, 0,
-		1, 'u', 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+	    2,	  'b',	't', 0,	  2,	'b', 'f', 1,  1,  'y', 2,    0x7f, 1,	 's', 3,
+	    0x01, 0x02, 1,   'i', 4,	0,   0,	  1,  0,  1,   'l',  5,	   0,	 0,   0,
+	    0,	  0,	0,   0,	  9,	1,   'B', 6,  0,  3,   0xde, 0xad, 0x00, 1,   'T',
+	    8,	  0,	0,   1,	  0x8b, 0,   0,	  0,  0,  1,   'u',  9,	   1,	 2,   3,
+	    4,	  5,	6,   7,	  8,	9,   10,  11, 12, 13,  14,   15,   16,
 	};
 	uint8_t h[256], out[512];
 	size_t hn = sizeof(raw), n;
@@ -203,7 +205,7 @@ TEST(garbage_and_gap)
 {
 	uint8_t buf[2048], msgs[1024];
 	size_t m = three(msgs), n = 0;
-	struct got g = { 0 };
+	struct got g = {0};
 	struct eventstream *es = eventstream__new(on_msg, &g);
 	const struct eventstream_stats *st = eventstream__stats(es);
 
@@ -255,9 +257,9 @@ TEST(bad_lengths_and_headers)
 	size_t n = 0;
 	struct eventstream_stats st;
 	struct got g;
-	static const uint8_t bad_type[] = { 1, 'x', 12, 0 };     /* no such value type */
-	static const uint8_t overrun[] = { 1, 'x', 7, 0, 50, 'a' }; /* string past the block */
-	static const uint8_t no_name[] = { 0, 0 };
+	static const uint8_t bad_type[] = {1, 'x', 12, 0};	  /* no such value type */
+	static const uint8_t overrun[] = {1, 'x', 7, 0, 50, 'a'}; /* string past the block */
+	static const uint8_t no_name[] = {0, 0};
 
 	memcpy(h, bad_type, sizeof(bad_type));
 	n += esb__message(buf + n, h, sizeof(bad_type), "{}", 2);

@@ -38,14 +38,13 @@ static void put_str(struct buf *o, const char *s)
 
 static void frame_head(struct buf *o, size_t len, uint8_t type, uint8_t flags, uint32_t sid)
 {
-	uint8_t h[9] = { (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, type, flags,
-			 (uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
-			 (uint8_t)sid };
+	uint8_t h[9] = {
+	    (uint8_t)(len >> 16), (uint8_t)(len >> 8),	(uint8_t)len,	     type,	  flags,
+	    (uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
 	put(o, h, 9);
 }
 
-static void frame(struct buf *o, uint8_t type, uint8_t flags, uint32_t sid, const void *p,
-		  size_t n)
+static void frame(struct buf *o, uint8_t type, uint8_t flags, uint32_t sid, const void *p, size_t n)
 {
 	frame_head(o, n, type, flags, sid);
 	if (n)
@@ -69,7 +68,7 @@ static void settings(struct buf *o, const uint32_t *kv, int n)
 
 static void u32_frame(struct buf *o, uint8_t type, uint32_t sid, uint32_t v)
 {
-	uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t p[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
 
 	frame(o, type, 0, sid, p, 4);
 }
@@ -82,8 +81,8 @@ static size_t hpack(nghttp2_hd_deflater *d, uint8_t *out, size_t cap, const char
 	ssize_t r;
 
 	for (; nv[2 * n]; n++)
-		v[n] = (nghttp2_nv){ (uint8_t *)nv[2 * n], (uint8_t *)nv[2 * n + 1],
-				     strlen(nv[2 * n]), strlen(nv[2 * n + 1]), NGHTTP2_NV_FLAG_NONE };
+		v[n] = (nghttp2_nv){(uint8_t *)nv[2 * n], (uint8_t *)nv[2 * n + 1],
+				    strlen(nv[2 * n]), strlen(nv[2 * n + 1]), NGHTTP2_NV_FLAG_NONE};
 	r = nghttp2_hd_deflate_hd(d, out, cap, v, n);
 	if (r < 0) {
 		fprintf(stderr, "deflate failed: %zd\n", r);
@@ -101,7 +100,7 @@ static void headers_ex(struct buf *o, nghttp2_hd_deflater *d, uint32_t sid, bool
 	size_t n = hpack(d, blk, sizeof(blk), nv), off = 0, first = n < frag ? n : frag;
 	uint8_t flags = (end_stream ? F_END_STREAM : 0) | (first == n ? F_END_HEADERS : 0);
 	size_t extra = (pad >= 0 ? 1 + (size_t)pad : 0) + (prio ? 5 : 0);
-	uint8_t z[256] = { 0 };
+	uint8_t z[256] = {0};
 
 	frame_head(o, first + extra, 1, flags | (pad >= 0 ? F_PADDED : 0) | (prio ? F_PRIORITY : 0),
 		   sid);
@@ -129,14 +128,14 @@ static void headers(struct buf *o, nghttp2_hd_deflater *d, uint32_t sid, bool en
 
 static void data_ex(struct buf *o, uint32_t sid, const char *s, size_t n, bool end, int pad)
 {
-	uint8_t z[256] = { 0 };
+	uint8_t z[256] = {0};
 
 	if (pad < 0) {
 		frame(o, 0, end ? F_END_STREAM : 0, sid, s, n);
 		return;
 	}
 	frame_head(o, n + 1 + (size_t)pad, 0, (end ? F_END_STREAM : 0) | F_PADDED, sid);
-	put(o, (uint8_t[]){ (uint8_t)pad }, 1);
+	put(o, (uint8_t[]){(uint8_t)pad}, 1);
 	put(o, s, n);
 	put(o, z, (size_t)pad);
 }
@@ -157,7 +156,7 @@ static nghttp2_hd_deflater *deflater(void)
 
 static void client_start(struct buf *o)
 {
-	static const uint32_t s[] = { 2, 0, 4, 6291456, 3, 100 };
+	static const uint32_t s[] = {2, 0, 4, 6291456, 3, 100};
 
 	put_str(o, HTTP2_PREFACE);
 	settings(o, s, 3);
@@ -166,17 +165,17 @@ static void client_start(struct buf *o)
 
 static void server_start(struct buf *o)
 {
-	static const uint32_t s[] = { 3, 128, 4, 65536 };
+	static const uint32_t s[] = {3, 128, 4, 65536};
 
 	settings(o, s, 2);
 	frame(o, 4, F_ACK, 0, NULL, 0);
 }
 
-#define REQ(path, ...)                                                                            \
-	((const char *const[]){ ":method", "POST", ":scheme", "https", ":authority",              \
-				"api.openai.com", ":path", path, "content-type",                  \
-				"application/json", "authorization", "Bearer sk-secret",          \
-				__VA_ARGS__ NULL })
+#define REQ(path, ...)                                                                             \
+	((const char *const[]){":method", "POST", ":scheme", "https", ":authority",                \
+			       "api.openai.com", ":path", path, "content-type",                    \
+			       "application/json", "authorization", "Bearer sk-secret",            \
+			       __VA_ARGS__ NULL})
 
 /* ---- the sink: a trace ---------------------------------------------------------------------- */
 
@@ -203,7 +202,8 @@ static void tr(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	if (trace_len < sizeof(trace))
-		trace_len += (size_t)vsnprintf(trace + trace_len, sizeof(trace) - trace_len, fmt, ap);
+		trace_len +=
+		    (size_t)vsnprintf(trace + trace_len, sizeof(trace) - trace_len, fmt, ap);
 	va_end(ap);
 }
 
@@ -225,8 +225,8 @@ static void *on_request(void *ctx, const struct http_head *h, uint64_t ts)
 	if (n_recs == MAX_EX)
 		abort();
 	r = &recs[n_recs];
-	*r = (struct rec){ .id = n_recs, .hash = { 1469598103934665603ull,
-						   1469598103934665603ull }, .used = true };
+	*r = (struct rec){
+	    .id = n_recs, .hash = {1469598103934665603ull, 1469598103934665603ull}, .used = true};
 	n_recs++;
 	tr("req#%d %.*s %.*s", r->id, (int)h->method_len, h->method, (int)h->path_len, h->path);
 	tr_head(h);
@@ -278,8 +278,8 @@ static void on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 	r->used = false;
 }
 
-static const struct http_sink sink = { NULL,	 on_request, on_response, on_body,
-				       on_end,	 on_loss,    on_abort };
+static const struct http_sink sink = {NULL,   on_request, on_response, on_body,
+				      on_end, on_loss,	  on_abort};
 
 static void reset_trace(void)
 {
@@ -305,7 +305,8 @@ static void check_all_ended(void)
 		}
 }
 
-/* ---- feeding ---------------------------------------------------------------------------------- */
+/* ---- feeding ----------------------------------------------------------------------------------
+ */
 
 /* A connection as the capture delivers it: SSL calls, each one direction's bytes at a time. */
 struct call {
@@ -326,7 +327,7 @@ static void call_add(struct conn_script *c, int dir, struct buf *src)
 	size_t off = c->bytes[dir].len;
 
 	put(&c->bytes[dir], src->b, src->len);
-	c->calls[c->n_calls++] = (struct call){ dir, off, src->len, c->now += 1000 };
+	c->calls[c->n_calls++] = (struct call){dir, off, src->len, c->now += 1000};
 	src->len = 0;
 }
 
@@ -387,8 +388,8 @@ static char *check_every_split(const struct conn_script *c, const char *want_con
 			http2__close(p, 999999999);
 			http2__free(p);
 			if (strcmp(trace, ref)) {
-				fprintf(stderr, "  call %d split at %zu:\n%s\n--- vs whole:\n%s", i, at,
-					trace, ref);
+				fprintf(stderr, "  call %d split at %zu:\n%s\n--- vs whole:\n%s", i,
+					at, trace, ref);
 				bad++;
 			}
 		}
@@ -405,9 +406,11 @@ static char *check_every_split(const struct conn_script *c, const char *want_con
 	return ref;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
-static const char BODY[] = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+static const char BODY[] =
+    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 static const char ANSWER[] = "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o-2024\",\"usage\":"
 			     "{\"prompt_tokens\":5,\"completion_tokens\":7}}";
 
@@ -433,9 +436,9 @@ static char *expect_end(int id, bool resp, const char *body)
 
 TEST(one_exchange_every_split)
 {
-	struct conn_script c = { 0 };
+	struct conn_script c = {0};
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
-	struct buf o = { 0 };
+	struct buf o = {0};
 	char *ref;
 
 	client_start(&o);
@@ -446,8 +449,7 @@ TEST(one_exchange_every_split)
 	data(&o, 1, BODY, true);
 	call_add(&c, 0, &o);
 	headers(&o, sd, 1, false,
-		(const char *const[]){ ":status", "200", "content-type", "application/json",
-				       NULL });
+		(const char *const[]){":status", "200", "content-type", "application/json", NULL});
 	data(&o, 1, ANSWER, false);
 	call_add(&c, 1, &o);
 	data(&o, 1, "", true); /* END_STREAM on an empty DATA frame, alone in its SSL call */
@@ -470,9 +472,9 @@ TEST(one_exchange_every_split)
 
 TEST(continuation_padding_priority_every_split)
 {
-	struct conn_script c = { 0 };
+	struct conn_script c = {0};
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
-	struct buf o = { 0 };
+	struct buf o = {0};
 	char big[3000], *ref;
 
 	memset(big, 'v', sizeof(big) - 1);
@@ -484,10 +486,10 @@ TEST(continuation_padding_priority_every_split)
 	data_ex(&o, 1, BODY + 10, strlen(BODY) - 10, true, 0);
 	call_add(&c, 0, &o);
 	server_start(&o);
-	headers_ex(&o, sd, 1, false,
-		   (const char *const[]){ ":status", "200", "content-type", "text/event-stream",
-					  NULL },
-		   3, 200, false);
+	headers_ex(
+	    &o, sd, 1, false,
+	    (const char *const[]){":status", "200", "content-type", "text/event-stream", NULL}, 3,
+	    200, false);
 	data_ex(&o, 1, "data: {}\n\n", 10, false, 255);
 	data_ex(&o, 1, "data: [DONE]\n\n", 14, true, 0);
 	call_add(&c, 1, &o);
@@ -506,9 +508,9 @@ TEST(continuation_padding_priority_every_split)
 /* 40 streams open at once, their DATA frames interleaved in both directions. */
 TEST(concurrent_streams_interleaved)
 {
-	struct conn_script c = { 0 };
+	struct conn_script c = {0};
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
-	struct buf o = { 0 };
+	struct buf o = {0};
 	char path[64], body[64], *ref;
 	enum { N = 40 };
 
@@ -530,7 +532,7 @@ TEST(concurrent_streams_interleaved)
 	call_add(&c, 0, &o);
 	for (int i = N; i-- > 0;)
 		headers(&o, sd, 1 + 2 * (uint32_t)i, false,
-			(const char *const[]){ ":status", i == 7 ? "429" : "200", NULL });
+			(const char *const[]){":status", i == 7 ? "429" : "200", NULL});
 	call_add(&c, 1, &o);
 	for (int part = 0; part < 3; part++) {
 		for (int i = 0; i < N; i++) {
@@ -563,7 +565,7 @@ TEST(concurrent_streams_interleaved)
 static struct http2 *started(nghttp2_hd_deflater *cd, int n)
 {
 	struct http2 *p = new_parser();
-	struct buf o = { 0 };
+	struct buf o = {0};
 
 	client_start(&o);
 	for (int i = 0; i < n; i++) {
@@ -588,7 +590,7 @@ TEST(rst_stream_goaway_close_abort)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = started(cd, 5);
-	struct buf o = { 0 };
+	struct buf o = {0};
 	const struct http2_stats *st = http2__stats(p);
 
 	CHECK(http2__busy(p));
@@ -598,9 +600,12 @@ TEST(rst_stream_goaway_close_abort)
 	u32_frame(&o, 3, 3, 0); /* again: unknown stream by now, ignored */
 	feed_buf(p, 0, &o, 1100);
 	CHECK_EQ_INT(st->resets, 1);
-	headers(&o, sd, 1, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 1, false, (const char *const[]){":status", "200", NULL});
 	/* GOAWAY(last stream 5): streams 7 and 9 were never processed. */
-	frame(&o, 7, 0, 0, "\x00\x00\x00\x05\x00\x00\x00\x00" "debug", 13);
+	frame(&o, 7, 0, 0,
+	      "\x00\x00\x00\x05\x00\x00\x00\x00"
+	      "debug",
+	      13);
 	feed_buf(p, 1, &o, 2000);
 	CHECK(strstr(trace, "abort#3 1 @2001") != NULL);
 	CHECK(strstr(trace, "abort#4 1 @2001") != NULL);
@@ -626,16 +631,16 @@ TEST(gap_inside_data_is_survived)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = started(cd, 2);
-	struct buf o = { 0 };
+	struct buf o = {0};
 	const struct http2_stats *st = http2__stats(p);
 
-	headers(&o, sd, 1, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 1, false, (const char *const[]){":status", "200", NULL});
 	frame_head(&o, 100, 0, F_END_STREAM, 1);
 	put(&o, "0123456789", 10);
 	feed_buf(p, 1, &o, 1000);
 	http2__gap(p, 1, 80); /* 80 of the 90 missing bytes */
 	put(&o, "abcdefghij", 10);
-	headers(&o, sd, 3, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 3, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 3, "ok", true);
 	feed_buf(p, 1, &o, 2000);
 	CHECK(strstr(trace, "loss#0 resp 80\n") != NULL);
@@ -660,15 +665,17 @@ TEST(gap_across_frames_breaks_hpack_not_data)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = started(cd, 3);
-	struct buf o = { 0 };
+	struct buf o = {0};
 	const struct http2_stats *st = http2__stats(p);
-	const char *const resp_hdr[] = { ":status", "200", "content-type", "application/json",
-					 "x-request-id", "abcdef-123456", NULL };
+	const char *const resp_hdr[] = {
+	    ":status",	     "200", "content-type", "application/json", "x-request-id",
+	    "abcdef-123456", NULL};
 
 	headers(&o, sd, 1, false, resp_hdr);
 	data(&o, 1, ANSWER, true);
 	feed_buf(p, 1, &o, 1000);
-	CHECK(strstr(trace, "resp#0 200 content-type=application/json x-request-id=abcdef") != NULL);
+	CHECK(strstr(trace, "resp#0 200 content-type=application/json x-request-id=abcdef") !=
+	      NULL);
 	/* Lost: the whole response of stream 3 (its block refers to stream 1's entries). */
 	headers(&o, sd, 3, false, resp_hdr);
 	data(&o, 3, ANSWER, true);
@@ -703,7 +710,7 @@ TEST(gap_in_requests_never_decodes_wrong)
 {
 	nghttp2_hd_deflater *cd = deflater();
 	struct http2 *p = started(cd, 1);
-	struct buf o = { 0 };
+	struct buf o = {0};
 	const struct http2_stats *st = http2__stats(p);
 
 	headers(&o, cd, 3, true, REQ("/lost", "x-a", "1", ));
@@ -717,11 +724,11 @@ TEST(gap_in_requests_never_decodes_wrong)
 	/* Literals only (a new encoder's first block, as after a table size update to 0). */
 	nghttp2_hd_deflater *fresh = deflater();
 	headers(&o, fresh, 7, true,
-		(const char *const[]){ ":method", "POST", ":path", "/new", ":authority", "h2.test",
-				       "x-b", "2", NULL });
+		(const char *const[]){":method", "POST", ":path", "/new", ":authority", "h2.test",
+				      "x-b", "2", NULL});
 	headers(&o, fresh, 9, true,
-		(const char *const[]){ ":method", "POST", ":path", "/new", ":authority", "h2.test",
-				       "x-b", "2", NULL });
+		(const char *const[]){":method", "POST", ":path", "/new", ":authority", "h2.test",
+				      "x-b", "2", NULL});
 	feed_buf(p, 0, &o, 2000);
 	CHECK(strstr(trace, "req#1 POST /new host=h2.test x-b=2 @2000") != NULL);
 	CHECK(strstr(trace, "req#2 POST /new host=h2.test x-b=2 @2000") != NULL);
@@ -738,11 +745,11 @@ TEST(garbage_is_a_sticky_error)
 {
 	nghttp2_hd_deflater *cd = deflater();
 	struct http2 *p = new_parser();
-	struct buf o = { 0 };
+	struct buf o = {0};
 
-	CHECK_EQ_INT(http2__feed(p, 0, (const uint8_t *)"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 24, 1,
-				 2),
-		     -EPROTO);
+	CHECK_EQ_INT(
+	    http2__feed(p, 0, (const uint8_t *)"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 24, 1, 2),
+	    -EPROTO);
 	CHECK_EQ_INT(http2__feed(p, 0, (const uint8_t *)HTTP2_PREFACE, 24, 3, 4), -EPROTO);
 	CHECK_EQ_INT(http2__stats(p)->parse_errors, 1);
 	http2__free(p);
@@ -775,14 +782,14 @@ TEST(max_frame_size_from_settings)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = started(cd, 1);
-	struct buf o = { 0 };
+	struct buf o = {0};
 	static char big[20001];
-	static const uint32_t s[] = { 5, 32768 };
+	static const uint32_t s[] = {5, 32768};
 
 	memset(big, 'z', 20000);
 	settings(&o, s, 1); /* the client accepts 32 KiB frames */
 	feed_buf(p, 0, &o, 1000);
-	headers(&o, sd, 1, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 1, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 1, big, true);
 	feed_buf(p, 1, &o, 2000);
 	CHECK(strstr(trace, "end#0 resp len=20000") != NULL);
@@ -798,7 +805,7 @@ TEST(interim_trailers_early_response_push)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = new_parser();
-	struct buf o = { 0 };
+	struct buf o = {0};
 	uint8_t pp[256];
 	size_t n;
 
@@ -808,22 +815,22 @@ TEST(interim_trailers_early_response_push)
 	headers(&o, cd, 3, true, REQ("/b", ));
 	feed_buf(p, 0, &o, 100);
 	server_start(&o);
-	headers(&o, sd, 1, false, (const char *const[]){ ":status", "103", "link", "</s>", NULL });
+	headers(&o, sd, 1, false, (const char *const[]){":status", "103", "link", "</s>", NULL});
 	/* PUSH_PROMISE on stream 1 promising stream 2, padded. */
 	n = hpack(sd, pp + 5, sizeof(pp) - 5,
-		  (const char *const[]){ ":method", "GET", ":path", "/pushed", ":authority",
-					 "push.example", "x-pushed-header", "pushed-value", NULL });
+		  (const char *const[]){":method", "GET", ":path", "/pushed", ":authority",
+					"push.example", "x-pushed-header", "pushed-value", NULL});
 	pp[0] = 2; /* pad length */
 	memcpy(pp + 1, "\x00\x00\x00\x02", 4);
 	pp[5 + n] = pp[6 + n] = 0;
 	frame(&o, 5, F_END_HEADERS | F_PADDED, 1, pp, 5 + n + 2);
-	headers(&o, sd, 2, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 2, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 2, "pushed body", true);
 	headers(&o, sd, 1, false,
-		(const char *const[]){ ":status", "413", "x-pushed-header", "pushed-value", NULL });
+		(const char *const[]){":status", "413", "x-pushed-header", "pushed-value", NULL});
 	data(&o, 1, "too big", false);
-	headers(&o, sd, 1, true, (const char *const[]){ "grpc-status", "0", NULL }); /* trailers */
-	headers(&o, sd, 3, true, (const char *const[]){ ":status", "204", NULL });
+	headers(&o, sd, 1, true, (const char *const[]){"grpc-status", "0", NULL}); /* trailers */
+	headers(&o, sd, 3, true, (const char *const[]){":status", "204", NULL});
 	feed_buf(p, 1, &o, 200);
 	CHECK(!strstr(trace, "resp#0 103"));
 	CHECK(strstr(trace, "end#0 req len=5") != NULL);
@@ -849,8 +856,8 @@ TEST(header_table_size_setting)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd;
 	struct http2 *p = new_parser();
-	struct buf o = { 0 };
-	static const uint32_t s[] = { 1, 65536 };
+	struct buf o = {0};
+	static const uint32_t s[] = {1, 65536};
 	char v[2000];
 
 	if (nghttp2_hd_deflate_new(&sd, 65536))
@@ -867,12 +874,12 @@ TEST(header_table_size_setting)
 	for (int i = 0; i < 6; i++) {
 		v[0] = (char)('a' + i);
 		headers(&o, sd, 1 + 2 * (uint32_t)i, false,
-			(const char *const[]){ ":status", "200", "x-big", v, NULL });
+			(const char *const[]){":status", "200", "x-big", v, NULL});
 		data(&o, 1 + 2 * (uint32_t)i, "{}", true);
 	}
 	/* Index the first big entry: present only in a table larger than 4 KiB. */
 	v[0] = 'a';
-	headers(&o, sd, 11, false, (const char *const[]){ ":status", "200", "x-big", v, NULL });
+	headers(&o, sd, 11, false, (const char *const[]){":status", "200", "x-big", v, NULL});
 	feed_buf(p, 1, &o, 200);
 	CHECK_EQ_INT(http2__stats(p)->parse_errors, 0);
 	CHECK(strstr(trace, "end#5 resp len=2") != NULL);
@@ -887,7 +894,7 @@ TEST(too_many_headers_and_streams)
 {
 	nghttp2_hd_deflater *cd = deflater();
 	struct http2 *p = new_parser();
-	struct buf o = { 0 };
+	struct buf o = {0};
 	const char *nv[2 * 110 + 12];
 	static char names[100][16], val[1100];
 	int k = 0;
@@ -929,7 +936,7 @@ TEST(too_many_headers_and_streams)
 TEST(midstream_start)
 {
 	nghttp2_hd_deflater *old = deflater(), *cd = deflater(), *sd = deflater();
-	struct buf o = { 0 }, junk = { 0 };
+	struct buf o = {0}, junk = {0};
 	struct http2 *p;
 
 	headers(&o, old, 1, false, REQ("/before", )); /* seen by nobody */
@@ -937,8 +944,20 @@ TEST(midstream_start)
 	data(&o, 1, "tail of an older request", true);
 	headers(&o, cd, 3, true, REQ("/v1/chat/completions", ));
 	CHECK(http2__looks_like_frames(o.b, o.len));
-	CHECK(http2__looks_like_frames(o.b, 12)); /* a first header suffices */
+	CHECK(!http2__looks_like_frames(o.b, 12)); /* DATA alone: not yet a request */
 	CHECK(!http2__looks_like_frames(o.b, 8));
+	/* A server writes frames too, SETTINGS first, then responses: none of that is a client. */
+	server_start(&junk);
+	CHECK(!http2__looks_like_frames(junk.b, junk.len));
+	junk.len = 0;
+	headers(&junk, sd, 41, false, (const char *const[]){":status", "429", NULL});
+	headers(&junk, sd, 43, false, (const char *const[]){":status", "200", NULL});
+	CHECK(!http2__looks_like_frames(junk.b, junk.len));
+	junk.len = 0;
+	/* A request block after a dynamic table size update (0x3f 0xe1 0x1f: 4096). */
+	frame(&junk, 1, F_END_HEADERS, 45, "\x3f\xe1\x1f\x83\x84", 5);
+	CHECK(http2__looks_like_frames(junk.b, junk.len));
+	junk.len = 0;
 	put_str(&junk, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
 	CHECK(!http2__looks_like_frames(junk.b, junk.len));
 	junk.len = 0;
@@ -949,9 +968,9 @@ TEST(midstream_start)
 	http2__gap(p, 0, 0);
 	http2__gap(p, 1, 0);
 	feed_buf(p, 0, &o, 100);
-	headers(&o, sd, 1, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 1, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 1, "old", true);
-	headers(&o, sd, 3, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 3, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 3, ANSWER, true);
 	feed_buf(p, 1, &o, 200);
 	CHECK(strstr(trace, "req#0 POST /v1/chat/completions") != NULL);
@@ -974,13 +993,13 @@ TEST(resync_waits_for_frames)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = started(cd, 2);
-	struct buf o = { 0 };
+	struct buf o = {0};
 
 	http2__gap(p, 1, 500);
 	put_str(&o, "some text in the middle of a DATA frame");
 	feed_buf(p, 1, &o, 1000);
 	CHECK_EQ_INT(http2__stats(p)->resyncs, 0);
-	headers(&o, sd, 3, false, (const char *const[]){ ":status", "200", NULL }); /* static only */
+	headers(&o, sd, 3, false, (const char *const[]){":status", "200", NULL}); /* static only */
 	data(&o, 3, "{}", true);
 	feed_buf(p, 1, &o, 2000);
 	CHECK_EQ_INT(http2__stats(p)->resyncs, 1);
@@ -1000,14 +1019,14 @@ TEST(refused_by_sink_costs_nothing)
 {
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
 	struct http2 *p = new_parser();
-	struct buf o = { 0 };
+	struct buf o = {0};
 
 	refuse_paths_with_x = true;
 	client_start(&o);
 	headers(&o, cd, 1, true, REQ("/x", ));
 	feed_buf(p, 0, &o, 100);
 	CHECK(!http2__busy(p));
-	headers(&o, sd, 1, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 1, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 1, "body", true);
 	feed_buf(p, 1, &o, 200);
 	CHECK_EQ_INT(trace_len, 0);
@@ -1034,16 +1053,16 @@ static void chunk(struct conn_table *t, uint64_t conn_id, int dir, uint64_t *seq
 		  uint64_t ts)
 {
 	struct cap_chunk c = {
-		.key = { .pid = 42, .conn_id = conn_id },
-		.tid = 43,
-		.dir = dir,
-		.seq = seq[dir],
-		.call_start_ns = ts,
-		.call_end_ns = ts + 10,
-		.call_len = (uint32_t)o->len,
-		.len = (uint32_t)o->len,
-		.data = o->b,
-		.tls_source = 1,
+	    .key = {.pid = 42, .conn_id = conn_id},
+	    .tid = 43,
+	    .dir = dir,
+	    .seq = seq[dir],
+	    .call_start_ns = ts,
+	    .call_end_ns = ts + 10,
+	    .call_len = (uint32_t)o->len,
+	    .len = (uint32_t)o->len,
+	    .data = o->b,
+	    .tls_source = 1,
 	};
 	seq[dir] += o->len;
 	conn_table__on_chunk(t, &c);
@@ -1052,17 +1071,17 @@ static void chunk(struct conn_table *t, uint64_t conn_id, int dir, uint64_t *seq
 
 TEST(conn_table_parses_http2_calls)
 {
-	struct conn_opts opts = { 0 };
+	struct conn_opts opts = {0};
 	struct conn_table *t = conn_table__new(&opts, on_call, NULL);
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
-	struct buf o = { 0 };
-	uint64_t seq[2] = { 0 }, sseq[2] = { 0 };
+	struct buf o = {0};
+	uint64_t seq[2] = {0}, sseq[2] = {0};
 	struct conn_stats st;
 	static const char sse[] =
-		"data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
-		"\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\n"
-		"data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[],\"usage\":"
-		"{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+	    "data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\n"
+	    "data: {\"id\":\"chatcmpl-s\",\"model\":\"gpt-4o-2024\",\"choices\":[],\"usage\":"
+	    "{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
 	static const char sreq[] = "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[]}";
 
 	n_calls = 0;
@@ -1076,14 +1095,12 @@ TEST(conn_table_parses_http2_calls)
 	data(&o, 3, sreq, true);
 	chunk(t, 1, 0, seq, &o, 3000);
 	headers(&o, sd, 3, false,
-		(const char *const[]){ ":status", "200", "content-type", "text/event-stream",
-				       NULL });
+		(const char *const[]){":status", "200", "content-type", "text/event-stream", NULL});
 	size_t first = (size_t)(strstr(sse, "\n\n") + 2 - sse); /* the first event, whole */
 	data_ex(&o, 3, sse, first, false, -1);
 	chunk(t, 1, 1, seq, &o, 4000);
 	headers(&o, sd, 1, false,
-		(const char *const[]){ ":status", "200", "content-type", "application/json",
-				       NULL });
+		(const char *const[]){":status", "200", "content-type", "application/json", NULL});
 	data(&o, 1, ANSWER, true);
 	chunk(t, 1, 1, seq, &o, 5000);
 	data(&o, 3, sse + first, true);
@@ -1108,6 +1125,18 @@ TEST(conn_table_parses_http2_calls)
 	chunk(t, 2, 1, sseq, &o, 7000);
 	conn_table__stats(t, &st);
 	CHECK_EQ_INT(st.server_side, 1);
+	/* A server that writes its SETTINGS before it reads the preface (node:http2 does): the
+	 * write is no client's, the preface read then sets the connection aside. */
+	uint64_t s4[2] = {0};
+
+	server_start(&o);
+	chunk(t, 4, 0, s4, &o, 8000);
+	put_str(&o, HTTP2_PREFACE);
+	chunk(t, 4, 1, s4, &o, 8100);
+	conn_table__stats(t, &st);
+	CHECK_EQ_INT(st.server_side, 2);
+	CHECK_EQ_INT(st.http2, 1);
+	CHECK_EQ_INT(st.http2_midstream, 0);
 	CHECK_EQ_INT(st.not_http, 0);
 	CHECK_EQ_INT(st.parse_errors, 0);
 	conn_table__free(t);
@@ -1119,17 +1148,17 @@ TEST(conn_table_parses_http2_calls)
 /* A connection whose start was missed: recognised by its frames, a new stream is reported. */
 TEST(conn_table_midstream_http2)
 {
-	struct conn_opts opts = { 0 };
+	struct conn_opts opts = {0};
 	struct conn_table *t = conn_table__new(&opts, on_call, NULL);
 	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
-	struct buf o = { 0 };
-	uint64_t seq[2] = { 0, 0 }; /* the kernel numbers from its first call */
+	struct buf o = {0};
+	uint64_t seq[2] = {0, 0}; /* the kernel numbers from its first call */
 
 	n_calls = 0;
 	headers(&o, cd, 41, false, REQ("/v1/chat/completions", ));
 	data(&o, 41, BODY, true);
 	chunk(t, 3, 0, seq, &o, 1000);
-	headers(&o, sd, 41, false, (const char *const[]){ ":status", "200", NULL });
+	headers(&o, sd, 41, false, (const char *const[]){":status", "200", NULL});
 	data(&o, 41, ANSWER, true);
 	chunk(t, 3, 1, seq, &o, 2000);
 	CHECK_EQ_INT(n_calls, 1);

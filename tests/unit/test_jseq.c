@@ -22,7 +22,8 @@ static void on_obj(void *ctx, struct json_object *o, uint64_t ts)
 
 	if (s->n < 16) {
 		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s",
-			 json_object_object_get_ex(o, "id", &id) ? json_object_get_string(id) : "?");
+			 json_object_object_get_ex(o, "id", &id) ? json_object_get_string(id)
+								 : "?");
 		s->ts[s->n] = ts;
 	}
 	s->n++;
@@ -31,7 +32,7 @@ static void on_obj(void *ctx, struct json_object *o, uint64_t ts)
 static struct seen run(const char *d, size_t n, size_t cut, size_t piece, struct jseq_stats *st,
 		       bool *cut_short)
 {
-	struct seen s = { 0 };
+	struct seen s = {0};
 	struct jseq *j = jseq__new(on_obj, &s);
 
 	if (piece) {
@@ -69,14 +70,16 @@ static void check_all_splits(const char *d, int want, const char *last_id)
 TEST(ndjson)
 {
 	check_all_splits("{\"id\":\"a\",\"done\":false}\n{\"id\":\"b\",\"x\":[1,{\"y\":\"}\"}]}\n"
-			 "\n{\"id\":\"c\",\"done\":true}\n", 3, "c");
+			 "\n{\"id\":\"c\",\"done\":true}\n",
+			 3, "c");
 	check_all_splits("{\"id\":\"a\"}\r\n{\"id\":\"b\"}", 2, "b"); /* no final newline */
 }
 
 TEST(json_array)
 {
 	check_all_splits("[{\n  \"id\": \"g1\",\n  \"candidates\": [{\"index\": 0}]\n}\n,\r\n"
-			 "{\n  \"id\": \"g2\"\n}\n]", 2, "g2");
+			 "{\n  \"id\": \"g2\"\n}\n]",
+			 2, "g2");
 	check_all_splits("  [ {\"id\":\"a\"} , {\"id\":\"b\"} ]  ", 2, "b");
 }
 
@@ -94,8 +97,9 @@ TEST(timestamps)
 
 TEST(errors_resume_at_next_line)
 {
-	static const char d[] = "garbage here\n{\"id\":\"a\"}\n[1,2]\n{\"id\":\"b\"}\n{\"id\": nope}\n"
-				"\"str\"\n{\"id\":\"c\"}\n";
+	static const char d[] =
+	    "garbage here\n{\"id\":\"a\"}\n[1,2]\n{\"id\":\"b\"}\n{\"id\": nope}\n"
+	    "\"str\"\n{\"id\":\"c\"}\n";
 	struct jseq_stats st;
 	bool cut;
 	struct seen s;
@@ -124,6 +128,22 @@ TEST(object_then_slash)
 	for (size_t c = 0; c <= strlen(d); c++) {
 		s = run(d, strlen(d), c, 0, &st, &cut);
 		bad += s.n != 2 || strcmp(s.ids[0], "a") || strcmp(s.ids[1], "b") || st.errors != 1;
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
+/* JSON never has a raw NUL; json-c would take one for the end of its input. */
+TEST(nul_byte)
+{
+	static const char d[] = "{\"id\":\"a\0b\"}\n{\"id\":\"c\"}\n";
+	struct jseq_stats st;
+	bool cut;
+	int bad = 0;
+	struct seen s;
+
+	for (size_t c = 0; c < sizeof(d); c++) {
+		s = run(d, sizeof(d) - 1, c, 0, &st, &cut);
+		bad += s.n != 1 || strcmp(s.ids[0], "c") || st.errors != 1 || cut;
 	}
 	CHECK_EQ_INT(bad, 0);
 }
@@ -183,6 +203,7 @@ int main(void)
 	RUN(timestamps);
 	RUN(errors_resume_at_next_line);
 	RUN(object_then_slash);
+	RUN(nul_byte);
 	RUN(cut_and_gap);
 	RUN(oversized);
 	TT_DONE();

@@ -29,13 +29,22 @@ static void on_call(void *ctx, const struct llm_call *c)
 }
 
 static const struct llm_conn_info info_tls = {
-	.pid = 100, .last_tid = 101, .conn_id = 7, .has_peer = true,
-	.peer_addr = "127.0.0.1", .peer_port = 8443, .tls_source = 1,
+    .pid = 100,
+    .last_tid = 101,
+    .conn_id = 7,
+    .has_peer = true,
+    .peer_addr = "127.0.0.1",
+    .peer_port = 8443,
+    .tls_source = 1,
 };
 
 static const struct llm_conn_info info_plain = {
-	.pid = 100, .last_tid = 101, .conn_id = 8, .has_peer = true,
-	.peer_addr = "127.0.0.1", .peer_port = 11434,
+    .pid = 100,
+    .last_tid = 101,
+    .conn_id = 8,
+    .has_peer = true,
+    .peer_addr = "127.0.0.1",
+    .peer_port = 11434,
 };
 
 struct thead {
@@ -213,44 +222,57 @@ static void check_call(const struct llm_call *g, const struct want *w)
 
 /* ---- OpenAI Responses -------------------------------------------------------------------- */
 
-#define RESP_HEAD                                                                                 \
-	"POST /v1/responses\nHost: api.openai.com\nAuthorization: Bearer sk-SECRET\n"             \
+#define RESP_HEAD                                                                                  \
+	"POST /v1/responses\nHost: api.openai.com\nAuthorization: Bearer sk-SECRET\n"              \
 	"Content-Type: application/json"
 
 static const char responses_req[] =
-	"{\"model\":\"o4-mini\",\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\","
-	"\"content\":[{\"type\":\"input_text\",\"text\":\"Why is the sky blue?\"}]}],"
-	"\"max_output_tokens\":2048,\"temperature\":1,\"reasoning\":{\"effort\":\"low\"}}";
+    "{\"model\":\"o4-mini\",\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\","
+    "\"content\":[{\"type\":\"input_text\",\"text\":\"Why is the sky blue?\"}]}],"
+    "\"max_output_tokens\":2048,\"temperature\":1,\"reasoning\":{\"effort\":\"low\"}}";
 
-#define RESPONSE_OBJ(status, extra, usage)                                                        \
-	"{\"id\":\"resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b\",\"object\":\"response\","  \
-	"\"created_at\":1741476542,\"status\":\"" status "\",\"error\":null," extra                  \
-	"\"instructions\":\"Be brief.\",\"max_output_tokens\":2048,"                                 \
-	"\"model\":\"o4-mini-2025-04-16\",\"output\":[{\"type\":\"reasoning\",\"id\":\"rs_1\","      \
-	"\"summary\":[]},{\"type\":\"message\",\"id\":\"msg_67ccd2bf17f0819081ff3bb2cf6508e6\","     \
-	"\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","   \
-	"\"text\":\"Rayleigh scattering.\",\"annotations\":[]}]}],\"parallel_tool_calls\":true,"     \
-	"\"reasoning\":{\"effort\":\"low\",\"summary\":null},\"temperature\":1.0,"                    \
+#define RESPONSE_OBJ(status, extra, usage)                                                         \
+	"{\"id\":\"resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b\",\"object\":"            \
+	"\"response\","                                                                            \
+	"\"created_at\":1741476542,\"status\":\"" status "\",\"error\":null," extra                \
+	"\"instructions\":\"Be brief.\",\"max_output_tokens\":2048,"                               \
+	"\"model\":\"o4-mini-2025-04-16\",\"output\":[{\"type\":\"reasoning\",\"id\":\"rs_1\","    \
+	"\"summary\":[]},{\"type\":\"message\",\"id\":\"msg_67ccd2bf17f0819081ff3bb2cf6508e6\","   \
+	"\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","  \
+	"\"text\":\"Rayleigh scattering.\",\"annotations\":[]}]}],\"parallel_tool_calls\":true,"   \
+	"\"reasoning\":{\"effort\":\"low\",\"summary\":null},\"temperature\":1.0,"                 \
 	"\"usage\":" usage ",\"user\":null,\"metadata\":{}}"
 
-#define RESPONSES_USAGE                                                                           \
-	"{\"input_tokens\":1536,\"input_tokens_details\":{\"cached_tokens\":1024},"                 \
-	"\"output_tokens\":210,\"output_tokens_details\":{\"reasoning_tokens\":192},"               \
+#define RESPONSES_USAGE                                                                            \
+	"{\"input_tokens\":1536,\"input_tokens_details\":{\"cached_tokens\":1024},"                \
+	"\"output_tokens\":210,\"output_tokens_details\":{\"reasoning_tokens\":192},"              \
 	"\"total_tokens\":1746}"
 
 static const struct want want_responses = {
-	.provider = "openai", .by = "host", .op = "chat", .api = "responses",
-	.req_model = "o4-mini", .resp_model = "o4-mini-2025-04-16",
-	.id = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b", .finish = "stop",
-	.in = 1536, .out = 210, .cache_read = 1024, .cache_creation = -1, .reasoning = 192,
-	.max_tokens = 2048, .stream = 0, .temperature = 1.0, .server = "api.openai.com",
-	.port = 443,
+    .provider = "openai",
+    .by = "host",
+    .op = "chat",
+    .api = "responses",
+    .req_model = "o4-mini",
+    .resp_model = "o4-mini-2025-04-16",
+    .id = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",
+    .finish = "stop",
+    .in = 1536,
+    .out = 210,
+    .cache_read = 1024,
+    .cache_creation = -1,
+    .reasoning = 192,
+    .max_tokens = 2048,
+    .stream = 0,
+    .temperature = 1.0,
+    .server = "api.openai.com",
+    .port = 443,
 };
 
 TEST(responses_plain)
 {
-	struct xch x = { RESP_HEAD, responses_req, "200\nContent-Type: application/json",
-			 RESPONSE_OBJ("completed", "\"incomplete_details\":null,", RESPONSES_USAGE) };
+	struct xch x = {RESP_HEAD, responses_req, "200\nContent-Type: application/json",
+			RESPONSE_OBJ("completed", "\"incomplete_details\":null,", RESPONSES_USAGE)};
 
 	CHECK(run1(&x));
 	CHECK_EQ_INT(n_got, 1);
@@ -261,33 +283,40 @@ TEST(responses_plain)
 #define REV(type, body) "event: " type "\ndata: {\"type\":\"" type "\"," body "}\n\n"
 
 static const char responses_stream_req[] =
-	"{\"model\":\"o4-mini\",\"input\":\"Why is the sky blue?\",\"stream\":true,"
-	"\"max_output_tokens\":2048,\"temperature\":1}";
+    "{\"model\":\"o4-mini\",\"input\":\"Why is the sky blue?\",\"stream\":true,"
+    "\"max_output_tokens\":2048,\"temperature\":1}";
 
-static const char responses_stream[] =
-	REV("response.created", "\"sequence_number\":0,\"response\":"
-	    RESPONSE_OBJ("in_progress", "\"incomplete_details\":null,", "null"))
-	REV("response.in_progress", "\"sequence_number\":1,\"response\":"
-	    RESPONSE_OBJ("in_progress", "\"incomplete_details\":null,", "null"))
-	REV("response.output_item.added", "\"sequence_number\":2,\"output_index\":1,\"item\":"
-	    "{\"id\":\"msg_1\",\"status\":\"in_progress\",\"type\":\"message\",\"role\":"
-	    "\"assistant\",\"content\":[]}")
-	REV("response.content_part.added", "\"sequence_number\":3,\"item_id\":\"msg_1\","
+static const char responses_stream[] = REV(
+    "response.created", "\"sequence_number\":0,\"response\":" RESPONSE_OBJ(
+			    "in_progress", "\"incomplete_details\":null,",
+			    "null")) REV("response.in_progress",
+					 "\"sequence_number\":1,\"response\":" RESPONSE_OBJ(
+					     "in_progress", "\"incomplete_details\":null,", "null"))
+    REV("response.output_item.added",
+	"\"sequence_number\":2,\"output_index\":1,\"item\":"
+	"{\"id\":\"msg_1\",\"status\":\"in_progress\",\"type\":\"message\",\"role\":"
+	"\"assistant\",\"content\":[]}")
+	REV("response.content_part.added",
+	    "\"sequence_number\":3,\"item_id\":\"msg_1\","
 	    "\"output_index\":1,\"content_index\":0,\"part\":{\"type\":\"output_text\","
 	    "\"text\":\"\",\"annotations\":[]}")
-	REV("response.output_text.delta", "\"sequence_number\":4,\"item_id\":\"msg_1\","
-	    "\"output_index\":1,\"content_index\":0,\"delta\":\"Rayleigh\"")
-	REV("response.output_text.delta", "\"sequence_number\":5,\"item_id\":\"msg_1\","
-	    "\"output_index\":1,\"content_index\":0,\"delta\":\" scattering.\"")
-	REV("response.output_text.done", "\"sequence_number\":6,\"item_id\":\"msg_1\","
-	    "\"output_index\":1,\"content_index\":0,\"text\":\"Rayleigh scattering.\"")
-	REV("response.completed", "\"sequence_number\":7,\"response\":"
-	    RESPONSE_OBJ("completed", "\"incomplete_details\":null,", RESPONSES_USAGE));
+	    REV("response.output_text.delta",
+		"\"sequence_number\":4,\"item_id\":\"msg_1\","
+		"\"output_index\":1,\"content_index\":0,\"delta\":\"Rayleigh\"")
+		REV("response.output_text.delta",
+		    "\"sequence_number\":5,\"item_id\":\"msg_1\","
+		    "\"output_index\":1,\"content_index\":0,\"delta\":\" scattering.\"")
+		    REV("response.output_text.done",
+			"\"sequence_number\":6,\"item_id\":\"msg_1\","
+			"\"output_index\":1,\"content_index\":0,\"text\":\"Rayleigh scattering.\"")
+			REV("response.completed",
+			    "\"sequence_number\":7,\"response\":" RESPONSE_OBJ(
+				"completed", "\"incomplete_details\":null,", RESPONSES_USAGE));
 
 TEST(responses_stream)
 {
-	struct xch x = { RESP_HEAD, responses_stream_req,
-			 "200\nContent-Type: text/event-stream; charset=utf-8", responses_stream };
+	struct xch x = {RESP_HEAD, responses_stream_req,
+			"200\nContent-Type: text/event-stream; charset=utf-8", responses_stream};
 	struct want w = want_responses;
 
 	w.stream = 1;
@@ -300,10 +329,13 @@ TEST(responses_stream)
 
 TEST(responses_incomplete_failed_tools)
 {
-	struct xch x = { RESP_HEAD, responses_stream_req, "200\nContent-Type: text/event-stream",
-			 REV("response.incomplete", "\"sequence_number\":9,\"response\":"
-			     RESPONSE_OBJ("incomplete", "\"incomplete_details\":{\"reason\":"
-					  "\"max_output_tokens\"},", RESPONSES_USAGE)) };
+	struct xch x = {
+	    RESP_HEAD, responses_stream_req, "200\nContent-Type: text/event-stream",
+	    REV("response.incomplete", "\"sequence_number\":9,\"response\":" RESPONSE_OBJ(
+					   "incomplete",
+					   "\"incomplete_details\":{\"reason\":"
+					   "\"max_output_tokens\"},",
+					   RESPONSES_USAGE))};
 	struct want w = want_responses;
 
 	w.stream = 1;
@@ -313,7 +345,8 @@ TEST(responses_incomplete_failed_tools)
 	check_call(&got[0], &w);
 
 	/* A failed response (status 200, streamed): error.type from its error.code. */
-	x.resp_body = REV("response.failed", "\"sequence_number\":3,\"response\":{\"id\":\"resp_f\","
+	x.resp_body = REV("response.failed",
+			  "\"sequence_number\":3,\"response\":{\"id\":\"resp_f\","
 			  "\"object\":\"response\",\"status\":\"failed\",\"model\":\"o4-mini\","
 			  "\"error\":{\"code\":\"server_error\",\"message\":\"The model failed.\"},"
 			  "\"usage\":null}");
@@ -324,18 +357,19 @@ TEST(responses_incomplete_failed_tools)
 
 	/* An error event. */
 	x.resp_body = REV("error", "\"code\":\"rate_limit_exceeded\",\"message\":\"Slow down\","
-			  "\"param\":null,\"sequence_number\":1");
+				   "\"param\":null,\"sequence_number\":1");
 	CHECK(run1(&x));
 	CHECK_EQ_STR(got[0].error_type, "rate_limit_exceeded");
 
 	/* A function call answers with tool_calls, as Chat Completions would. */
 	x.resp = "200\nContent-Type: application/json";
-	x.resp_body = "{\"id\":\"resp_t\",\"object\":\"response\",\"status\":\"completed\","
-		      "\"model\":\"gpt-4.1\",\"output\":[{\"type\":\"function_call\",\"id\":\"fc_1\","
-		      "\"call_id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":\"{}\","
-		      "\"status\":\"completed\"}],\"usage\":{\"input_tokens\":50,\"output_tokens\":9,"
-		      "\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens_details\":"
-		      "{\"reasoning_tokens\":0},\"total_tokens\":59}}";
+	x.resp_body =
+	    "{\"id\":\"resp_t\",\"object\":\"response\",\"status\":\"completed\","
+	    "\"model\":\"gpt-4.1\",\"output\":[{\"type\":\"function_call\",\"id\":\"fc_1\","
+	    "\"call_id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":\"{}\","
+	    "\"status\":\"completed\"}],\"usage\":{\"input_tokens\":50,\"output_tokens\":9,"
+	    "\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens_details\":"
+	    "{\"reasoning_tokens\":0},\"total_tokens\":59}}";
 	CHECK(run1(&x));
 	CHECK_EQ_STR(got[0].finish_reasons[0], "tool_calls");
 	CHECK_EQ_INT(got[0].reasoning_tokens, 0);
@@ -355,20 +389,30 @@ TEST(responses_incomplete_failed_tools)
 
 TEST(embeddings)
 {
-	struct xch x = { "POST /v1/embeddings\nHost: api.openai.com\nAuthorization: Bearer SECRET",
-			 "{\"input\":[\"The food was delicious\",\"and the waiter...\"],"
-			 "\"model\":\"text-embedding-3-small\",\"encoding_format\":\"float\"}",
-			 "200\nContent-Type: application/json",
-			 "{\n  \"object\": \"list\",\n  \"data\": [\n    {\"object\": \"embedding\", "
-			 "\"index\": 0, \"embedding\": [0.0023064255, -0.009327292, -0.0028842222]},\n"
-			 "    {\"object\": \"embedding\", \"index\": 1, \"embedding\": [0.1, -0.2, 3e-5]}"
-			 "\n  ],\n  \"model\": \"text-embedding-3-small\",\n  \"usage\": "
-			 "{\"prompt_tokens\": 8, \"total_tokens\": 8}\n}\n" };
+	struct xch x = {
+	    "POST /v1/embeddings\nHost: api.openai.com\nAuthorization: Bearer SECRET",
+	    "{\"input\":[\"The food was delicious\",\"and the waiter...\"],"
+	    "\"model\":\"text-embedding-3-small\",\"encoding_format\":\"float\"}",
+	    "200\nContent-Type: application/json",
+	    "{\n  \"object\": \"list\",\n  \"data\": [\n    {\"object\": \"embedding\", "
+	    "\"index\": 0, \"embedding\": [0.0023064255, -0.009327292, -0.0028842222]},\n"
+	    "    {\"object\": \"embedding\", \"index\": 1, \"embedding\": [0.1, -0.2, 3e-5]}"
+	    "\n  ],\n  \"model\": \"text-embedding-3-small\",\n  \"usage\": "
+	    "{\"prompt_tokens\": 8, \"total_tokens\": 8}\n}\n"};
 	struct want w = {
-		.provider = "openai", .by = "host", .op = "embeddings",
-		.req_model = "text-embedding-3-small", .resp_model = "text-embedding-3-small",
-		.in = 8, .out = -1, .cache_read = -1, .cache_creation = -1, .reasoning = -1,
-		.max_tokens = -1, .stream = 0, .temperature = -1,
+	    .provider = "openai",
+	    .by = "host",
+	    .op = "embeddings",
+	    .req_model = "text-embedding-3-small",
+	    .resp_model = "text-embedding-3-small",
+	    .in = 8,
+	    .out = -1,
+	    .cache_read = -1,
+	    .cache_creation = -1,
+	    .reasoning = -1,
+	    .max_tokens = -1,
+	    .stream = 0,
+	    .temperature = -1,
 	};
 
 	CHECK(run1(&x));
@@ -376,41 +420,52 @@ TEST(embeddings)
 	check_splits(&x);
 }
 
-#define CMPL(body)                                                                                \
-	"data: {\"id\":\"cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe\",\"object\":\"text_completion\","      \
+#define CMPL(body)                                                                                 \
+	"data: {\"id\":\"cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe\",\"object\":\"text_completion\","     \
 	"\"created\":1690759702,\"model\":\"gpt-3.5-turbo-instruct\"," body "}\n\n"
 
 TEST(legacy_completions)
 {
-	struct xch x = { "POST /v1/completions\nHost: api.openai.com",
-			 "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Say this is a test\","
-			 "\"max_tokens\":7,\"temperature\":0}",
-			 "200\nContent-Type: application/json",
-			 "{\"id\":\"cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7\",\"object\":\"text_completion\","
-			 "\"created\":1589478378,\"model\":\"gpt-3.5-turbo-instruct\","
-			 "\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"text\":"
-			 "\"\\n\\nThis is indeed a test\",\"index\":0,\"logprobs\":null,"
-			 "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":5,"
-			 "\"completion_tokens\":7,\"total_tokens\":12}}" };
+	struct xch x = {"POST /v1/completions\nHost: api.openai.com",
+			"{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Say this is a test\","
+			"\"max_tokens\":7,\"temperature\":0}",
+			"200\nContent-Type: application/json",
+			"{\"id\":\"cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7\",\"object\":\"text_completion\","
+			"\"created\":1589478378,\"model\":\"gpt-3.5-turbo-instruct\","
+			"\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"text\":"
+			"\"\\n\\nThis is indeed a test\",\"index\":0,\"logprobs\":null,"
+			"\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":5,"
+			"\"completion_tokens\":7,\"total_tokens\":12}}"};
 	struct want w = {
-		.provider = "openai", .by = "host", .op = "text_completion",
-		.req_model = "gpt-3.5-turbo-instruct", .resp_model = "gpt-3.5-turbo-instruct",
-		.id = "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7", .finish = "length", .in = 5, .out = 7,
-		.cache_read = -1, .cache_creation = -1, .reasoning = -1, .max_tokens = 7,
-		.stream = 0, .temperature = 0,
+	    .provider = "openai",
+	    .by = "host",
+	    .op = "text_completion",
+	    .req_model = "gpt-3.5-turbo-instruct",
+	    .resp_model = "gpt-3.5-turbo-instruct",
+	    .id = "cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7",
+	    .finish = "length",
+	    .in = 5,
+	    .out = 7,
+	    .cache_read = -1,
+	    .cache_creation = -1,
+	    .reasoning = -1,
+	    .max_tokens = 7,
+	    .stream = 0,
+	    .temperature = 0,
 	};
 
 	CHECK(run1(&x));
 	check_call(&got[0], &w);
 	check_splits(&x);
 
-	x.req_body = "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":[\"a\"],\"max_tokens\":7,"
-		     "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+	x.req_body =
+	    "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":[\"a\"],\"max_tokens\":7,"
+	    "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
 	x.resp = "200\nContent-Type: text/event-stream";
 	x.resp_body = CMPL("\"choices\":[{\"text\":\"This\",\"index\":0,\"logprobs\":null,"
 			   "\"finish_reason\":null}]")
-		CMPL("\"choices\":[{\"text\":\" is\",\"index\":0,\"logprobs\":null,"
-		     "\"finish_reason\":\"length\"}]")
+	    CMPL("\"choices\":[{\"text\":\" is\",\"index\":0,\"logprobs\":null,"
+		 "\"finish_reason\":\"length\"}]")
 		CMPL("\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,"
 		     "\"total_tokens\":12}") "data: [DONE]\n\n";
 	w.id = "cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe";
@@ -423,22 +478,35 @@ TEST(legacy_completions)
 
 TEST(chat_reasoning_tokens)
 {
-	struct xch x = { "POST /v1/chat/completions\nHost: api.openai.com",
-			 "{\"model\":\"o3\",\"messages\":[{\"role\":\"user\",\"content\":\"2+2?\"}],"
-			 "\"max_completion_tokens\":4000,\"reasoning_effort\":\"high\"}",
-			 "200\nContent-Type: application/json",
-			 "{\"id\":\"chatcmpl-AAA\",\"object\":\"chat.completion\",\"created\":1,"
-			 "\"model\":\"o3-2025-04-16\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
-			 "\"assistant\",\"content\":\"4\"},\"finish_reason\":\"stop\"}],\"usage\":"
-			 "{\"prompt_tokens\":12,\"completion_tokens\":330,\"total_tokens\":342,"
-			 "\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
-			 "\"completion_tokens_details\":{\"reasoning_tokens\":320,\"audio_tokens\":0,"
-			 "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}" };
+	struct xch x = {
+	    "POST /v1/chat/completions\nHost: api.openai.com",
+	    "{\"model\":\"o3\",\"messages\":[{\"role\":\"user\",\"content\":\"2+2?\"}],"
+	    "\"max_completion_tokens\":4000,\"reasoning_effort\":\"high\"}",
+	    "200\nContent-Type: application/json",
+	    "{\"id\":\"chatcmpl-AAA\",\"object\":\"chat.completion\",\"created\":1,"
+	    "\"model\":\"o3-2025-04-16\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+	    "\"assistant\",\"content\":\"4\"},\"finish_reason\":\"stop\"}],\"usage\":"
+	    "{\"prompt_tokens\":12,\"completion_tokens\":330,\"total_tokens\":342,"
+	    "\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+	    "\"completion_tokens_details\":{\"reasoning_tokens\":320,\"audio_tokens\":0,"
+	    "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}"};
 	struct want w = {
-		.provider = "openai", .by = "host", .op = "chat", .api = "chat_completions",
-		.req_model = "o3", .resp_model = "o3-2025-04-16", .id = "chatcmpl-AAA",
-		.finish = "stop", .in = 12, .out = 330, .cache_read = 0, .cache_creation = -1,
-		.reasoning = 320, .max_tokens = 4000, .stream = 0, .temperature = -1,
+	    .provider = "openai",
+	    .by = "host",
+	    .op = "chat",
+	    .api = "chat_completions",
+	    .req_model = "o3",
+	    .resp_model = "o3-2025-04-16",
+	    .id = "chatcmpl-AAA",
+	    .finish = "stop",
+	    .in = 12,
+	    .out = 330,
+	    .cache_read = 0,
+	    .cache_creation = -1,
+	    .reasoning = 320,
+	    .max_tokens = 4000,
+	    .stream = 0,
+	    .temperature = -1,
 	};
 
 	CHECK(run1(&x));
@@ -448,24 +516,38 @@ TEST(chat_reasoning_tokens)
 /* ---- Azure OpenAI ------------------------------------------------------------------------ */
 
 static const char chat_resp[] =
-	"{\"id\":\"chatcmpl-az1\",\"object\":\"chat.completion\",\"created\":1,\"model\":"
-	"\"gpt-4o-2024-11-20\",\"prompt_filter_results\":[{\"prompt_index\":0,"
-	"\"content_filter_results\":{}}],\"choices\":[{\"index\":0,\"finish_reason\":\"stop\","
-	"\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"content_filter_results\":{}}],"
-	"\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,\"total_tokens\":12}}";
+    "{\"id\":\"chatcmpl-az1\",\"object\":\"chat.completion\",\"created\":1,\"model\":"
+    "\"gpt-4o-2024-11-20\",\"prompt_filter_results\":[{\"prompt_index\":0,"
+    "\"content_filter_results\":{}}],\"choices\":[{\"index\":0,\"finish_reason\":\"stop\","
+    "\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"content_filter_results\":{}}],"
+    "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,\"total_tokens\":12}}";
 
 TEST(azure_openai)
 {
-	struct xch x = { "POST /openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
-			 "\nHost: contoso-eastus.openai.azure.com\napi-key: SECRET",
-			 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":50}",
-			 "200\nContent-Type: application/json", chat_resp };
+	struct xch x = {
+	    "POST /openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+	    "\nHost: contoso-eastus.openai.azure.com\napi-key: SECRET",
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":50}",
+	    "200\nContent-Type: application/json", chat_resp};
 	struct want w = {
-		.provider = "azure.ai.openai", .by = "host", .op = "chat", .api = "chat_completions",
-		.req_model = "gpt4o-prod", .resp_model = "gpt-4o-2024-11-20", .id = "chatcmpl-az1",
-		.finish = "stop", .in = 10, .out = 2, .cache_read = -1, .cache_creation = -1,
-		.reasoning = -1, .max_tokens = 50, .stream = 0, .temperature = -1,
-		.server = "contoso-eastus.openai.azure.com", .port = 443,
+	    .provider = "azure.ai.openai",
+	    .by = "host",
+	    .op = "chat",
+	    .api = "chat_completions",
+	    .req_model = "gpt4o-prod",
+	    .resp_model = "gpt-4o-2024-11-20",
+	    .id = "chatcmpl-az1",
+	    .finish = "stop",
+	    .in = 10,
+	    .out = 2,
+	    .cache_read = -1,
+	    .cache_creation = -1,
+	    .reasoning = -1,
+	    .max_tokens = 50,
+	    .stream = 0,
+	    .temperature = -1,
+	    .server = "contoso-eastus.openai.azure.com",
+	    .port = 443,
 	};
 
 	CHECK(run1(&x));
@@ -503,36 +585,50 @@ TEST(azure_openai)
 
 /* ---- Gemini ------------------------------------------------------------------------------- */
 
-#define GEM_REQ                                                                                   \
-	"{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"Explain how AI works\"}]}],"    \
-	"\"systemInstruction\":{\"parts\":[{\"text\":\"Be brief\"}]},\"generationConfig\":"          \
-	"{\"temperature\":0.5,\"maxOutputTokens\":800,\"thinkingConfig\":{\"thinkingBudget\":512}}}"
+#define GEM_REQ                                                                                    \
+	"{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"Explain how AI works\"}]}],"     \
+	"\"systemInstruction\":{\"parts\":[{\"text\":\"Be brief\"}]},\"generationConfig\":"        \
+	"{\"temperature\":0.5,\"maxOutputTokens\":800,\"thinkingConfig\":{\"thinkingBudget\":512}" \
+	"}}"
 
-#define GEM_CHUNK(text, finish, usage)                                                            \
-	"{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"" text "\"}],\"role\": \"model\"}" \
-	finish ",\"index\": 0}],\"usageMetadata\": " usage ",\"modelVersion\": "                     \
+#define GEM_CHUNK(text, finish, usage)                                                             \
+	"{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"" text                          \
+	"\"}],\"role\": \"model\"}" finish ",\"index\": 0}],\"usageMetadata\": " usage             \
+	",\"modelVersion\": "                                                                      \
 	"\"gemini-2.5-flash\",\"responseId\": \"7m5xaMGfAbCBqtsP0eyMuQ4\"}"
 
 #define GEM_USAGE_PART "{\"promptTokenCount\": 12,\"totalTokenCount\": 12}"
-#define GEM_USAGE                                                                                 \
-	"{\"promptTokenCount\": 12,\"candidatesTokenCount\": 30,\"totalTokenCount\": 70,"         \
+#define GEM_USAGE                                                                                  \
+	"{\"promptTokenCount\": 12,\"candidatesTokenCount\": 30,\"totalTokenCount\": 70,"          \
 	"\"cachedContentTokenCount\": 4,\"promptTokensDetails\": [{\"modality\": \"TEXT\","        \
 	"\"tokenCount\": 12}],\"thoughtsTokenCount\": 28}"
 
 static const struct want want_gemini = {
-	.provider = "gcp.gemini", .by = "host", .op = "generate_content",
-	.req_model = "gemini-2.5-flash", .resp_model = "gemini-2.5-flash",
-	.id = "7m5xaMGfAbCBqtsP0eyMuQ4", .finish = "STOP", .in = 12, .out = 58, .cache_read = 4,
-	.cache_creation = -1, .reasoning = 28, .max_tokens = 800, .stream = 0, .temperature = 0.5,
-	.server = "generativelanguage.googleapis.com", .port = 443,
+    .provider = "gcp.gemini",
+    .by = "host",
+    .op = "generate_content",
+    .req_model = "gemini-2.5-flash",
+    .resp_model = "gemini-2.5-flash",
+    .id = "7m5xaMGfAbCBqtsP0eyMuQ4",
+    .finish = "STOP",
+    .in = 12,
+    .out = 58,
+    .cache_read = 4,
+    .cache_creation = -1,
+    .reasoning = 28,
+    .max_tokens = 800,
+    .stream = 0,
+    .temperature = 0.5,
+    .server = "generativelanguage.googleapis.com",
+    .port = 443,
 };
 
 TEST(gemini_plain)
 {
-	struct xch x = { "POST /v1beta/models/gemini-2.5-flash:generateContent\n"
-			 "Host: generativelanguage.googleapis.com\nx-goog-api-key: SECRET",
-			 GEM_REQ, "200\nContent-Type: application/json; charset=UTF-8",
-			 GEM_CHUNK("AI learns patterns.", ",\"finishReason\": \"STOP\"", GEM_USAGE) };
+	struct xch x = {"POST /v1beta/models/gemini-2.5-flash:generateContent\n"
+			"Host: generativelanguage.googleapis.com\nx-goog-api-key: SECRET",
+			GEM_REQ, "200\nContent-Type: application/json; charset=UTF-8",
+			GEM_CHUNK("AI learns patterns.", ",\"finishReason\": \"STOP\"", GEM_USAGE)};
 
 	CHECK(run1(&x));
 	CHECK_EQ_INT(got[0].provider, LLM_PROVIDER_GEMINI);
@@ -542,13 +638,19 @@ TEST(gemini_plain)
 
 TEST(gemini_stream_sse_and_json_array)
 {
-	struct xch x = { "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse\n"
-			 "Host: generativelanguage.googleapis.com",
-			 GEM_REQ, "200\nContent-Type: text/event-stream",
-			 "data: " GEM_CHUNK("AI", "", GEM_USAGE_PART) "\r\n\r\n"
-			 "data: " GEM_CHUNK(" learns", "", GEM_USAGE_PART) "\r\n\r\n"
-			 "data: " GEM_CHUNK(" patterns.", ",\"finishReason\": \"STOP\"", GEM_USAGE)
-			 "\r\n\r\n" };
+	struct xch x = {
+	    "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse\n"
+	    "Host: generativelanguage.googleapis.com",
+	    GEM_REQ, "200\nContent-Type: text/event-stream",
+	    "data: " GEM_CHUNK(
+		"AI", "", GEM_USAGE_PART) "\r\n\r\n"
+					  "data: " GEM_CHUNK(
+					      " learns", "",
+					      GEM_USAGE_PART) "\r\n\r\n"
+							      "data: " GEM_CHUNK(
+								  " patterns.",
+								  ",\"finishReason\": \"STOP\"",
+								  GEM_USAGE) "\r\n\r\n"};
 	struct want w = want_gemini;
 
 	w.stream = 1;
@@ -561,9 +663,10 @@ TEST(gemini_stream_sse_and_json_array)
 	x.req = "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent\n"
 		"Host: generativelanguage.googleapis.com";
 	x.resp = "200\nContent-Type: application/json; charset=UTF-8";
-	x.resp_body = "[" GEM_CHUNK("AI", "", GEM_USAGE_PART) "\n,\r\n"
-		GEM_CHUNK(" learns", "", GEM_USAGE_PART) "\n,\r\n"
-		GEM_CHUNK(" patterns.", ",\"finishReason\": \"STOP\"", GEM_USAGE) "\n]";
+	x.resp_body = "[" GEM_CHUNK("AI", "", GEM_USAGE_PART) "\n,\r\n" GEM_CHUNK(
+	    " learns", "", GEM_USAGE_PART) "\n,\r\n" GEM_CHUNK(" patterns.",
+							       ",\"finishReason\": \"STOP\"",
+							       GEM_USAGE) "\n]";
 	CHECK(run1(&x));
 	check_call(&got[0], &w);
 	check_splits(&x);
@@ -571,11 +674,12 @@ TEST(gemini_stream_sse_and_json_array)
 
 TEST(gemini_path_vertex_errors)
 {
-	struct xch x = { "POST /v1beta/models/gemini-2.5-flash:generateContent\nHost: 127.0.0.1:8443",
-			 GEM_REQ, "200\nContent-Type: application/json",
-			 GEM_CHUNK("x", ",\"finishReason\": \"MAX_TOKENS\"",
-				   "{\"promptTokenCount\": 12,\"totalTokenCount\": 812,"
-				   "\"thoughtsTokenCount\": 800}") };
+	struct xch x = {
+	    "POST /v1beta/models/gemini-2.5-flash:generateContent\nHost: 127.0.0.1:8443", GEM_REQ,
+	    "200\nContent-Type: application/json",
+	    GEM_CHUNK("x", ",\"finishReason\": \"MAX_TOKENS\"",
+		      "{\"promptTokenCount\": 12,\"totalTokenCount\": 812,"
+		      "\"thoughtsTokenCount\": 800}")};
 
 	/* By path; a reply that was all thinking has no candidatesTokenCount. */
 	CHECK(run1(&x));
@@ -623,31 +727,45 @@ TEST(gemini_path_vertex_errors)
 
 /* ---- Ollama native ------------------------------------------------------------------------ */
 
-#define OLLAMA_LINE(content, rest)                                                                \
+#define OLLAMA_LINE(content, rest)                                                                 \
 	"{\"model\":\"llama3.2\",\"created_at\":\"2023-08-04T08:52:19.385406455-07:00\","          \
 	"\"message\":{\"role\":\"assistant\",\"content\":\"" content "\"}," rest "}\n"
 
-#define OLLAMA_DONE                                                                               \
-	"\"done\":true,\"done_reason\":\"stop\",\"total_duration\":4883583458,"                     \
-	"\"load_duration\":1334875,\"prompt_eval_count\":26,\"prompt_eval_duration\":342546000,"    \
+#define OLLAMA_DONE                                                                                \
+	"\"done\":true,\"done_reason\":\"stop\",\"total_duration\":4883583458,"                    \
+	"\"load_duration\":1334875,\"prompt_eval_count\":26,\"prompt_eval_duration\":342546000,"   \
 	"\"eval_count\":282,\"eval_duration\":4535599000"
 
 static const struct want want_ollama = {
-	.provider = "ollama", .by = "path", .op = "chat", .req_model = "llama3.2",
-	.resp_model = "llama3.2", .finish = "stop", .in = 26, .out = 282, .cache_read = -1,
-	.cache_creation = -1, .reasoning = -1, .max_tokens = 100, .stream = 1,
-	.temperature = 0.7, .server = "localhost", .port = 11434,
+    .provider = "ollama",
+    .by = "path",
+    .op = "chat",
+    .req_model = "llama3.2",
+    .resp_model = "llama3.2",
+    .finish = "stop",
+    .in = 26,
+    .out = 282,
+    .cache_read = -1,
+    .cache_creation = -1,
+    .reasoning = -1,
+    .max_tokens = 100,
+    .stream = 1,
+    .temperature = 0.7,
+    .server = "localhost",
+    .port = 11434,
 };
 
 TEST(ollama_chat)
 {
-	struct xch x = { "POST /api/chat\nHost: localhost:11434",
-			 "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":"
-			 "\"why is the sky blue?\"}],\"options\":{\"temperature\":0.7,"
-			 "\"num_predict\":100}}",
-			 "200\nContent-Type: application/x-ndjson",
-			 OLLAMA_LINE("The", "\"done\":false") OLLAMA_LINE(" sky", "\"done\":false")
-			 OLLAMA_LINE("", OLLAMA_DONE), 0, &info_plain };
+	struct xch x = {"POST /api/chat\nHost: localhost:11434",
+			"{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":"
+			"\"why is the sky blue?\"}],\"options\":{\"temperature\":0.7,"
+			"\"num_predict\":100}}",
+			"200\nContent-Type: application/x-ndjson",
+			OLLAMA_LINE("The", "\"done\":false") OLLAMA_LINE(" sky", "\"done\":false")
+			    OLLAMA_LINE("", OLLAMA_DONE),
+			0,
+			&info_plain};
 	struct want w = want_ollama;
 
 	/* Streamed by default (no "stream" in the request): NDJSON. */
@@ -683,15 +801,17 @@ TEST(ollama_chat)
 
 TEST(ollama_generate_and_embed)
 {
-	struct xch x = { "POST /api/generate\nHost: ollama.svc:11434",
-			 "{\"model\":\"qwen3:8b\",\"prompt\":\"Why?\",\"think\":true}",
-			 "200\nContent-Type: application/x-ndjson",
-			 "{\"model\":\"qwen3:8b\",\"created_at\":\"2025-05-29T09:35:56.836222Z\","
-			 "\"response\":\"Because\",\"thinking\":\"\",\"done\":false}\n"
-			 "{\"model\":\"qwen3:8b\",\"created_at\":\"2025-05-29T09:35:57.1Z\","
-			 "\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"context\":"
-			 "[1,2,3],\"total_duration\":10706818083,\"prompt_eval_count\":18,"
-			 "\"eval_count\":290}\n", 0, &info_plain };
+	struct xch x = {"POST /api/generate\nHost: ollama.svc:11434",
+			"{\"model\":\"qwen3:8b\",\"prompt\":\"Why?\",\"think\":true}",
+			"200\nContent-Type: application/x-ndjson",
+			"{\"model\":\"qwen3:8b\",\"created_at\":\"2025-05-29T09:35:56.836222Z\","
+			"\"response\":\"Because\",\"thinking\":\"\",\"done\":false}\n"
+			"{\"model\":\"qwen3:8b\",\"created_at\":\"2025-05-29T09:35:57.1Z\","
+			"\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"context\":"
+			"[1,2,3],\"total_duration\":10706818083,\"prompt_eval_count\":18,"
+			"\"eval_count\":290}\n",
+			0,
+			&info_plain};
 
 	CHECK(run1(&x));
 	CHECK_EQ_STR(got[0].operation, "text_completion");
@@ -720,32 +840,43 @@ TEST(ollama_generate_and_embed)
 
 /* ---- Bedrock Converse --------------------------------------------------------------------- */
 
-#define BR_HEAD(suffix)                                                                           \
+#define BR_HEAD(suffix)                                                                            \
 	"POST /model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/" suffix "\n"                     \
 	"Host: bedrock-runtime.us-east-1.amazonaws.com\n"                                          \
-	"Authorization: AWS4-HMAC-SHA256 Credential=AKIASECRET/20250101/us-east-1/bedrock/aws4_req"
+	"Authorization: AWS4-HMAC-SHA256 "                                                         \
+	"Credential=AKIASECRET/20250101/us-east-1/bedrock/aws4_req"
 
 static const char bedrock_req[] =
-	"{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Hello\"}]}],\"system\":"
-	"[{\"text\":\"Be brief\"},{\"cachePoint\":{\"type\":\"default\"}}],\"inferenceConfig\":"
-	"{\"maxTokens\":512,\"temperature\":0.3,\"topP\":0.9}}";
+    "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Hello\"}]}],\"system\":"
+    "[{\"text\":\"Be brief\"},{\"cachePoint\":{\"type\":\"default\"}}],\"inferenceConfig\":"
+    "{\"maxTokens\":512,\"temperature\":0.3,\"topP\":0.9}}";
 
 static const struct want want_bedrock = {
-	.provider = "aws.bedrock", .by = "host", .op = "chat",
-	.req_model = "anthropic.claude-3-5-sonnet-20240620-v1:0", .finish = "end_turn",
-	.in = 11 + 2040 + 7, .out = 97, .cache_read = 2040, .cache_creation = 7,
-	.reasoning = -1, .max_tokens = 512, .stream = 0, .temperature = 0.3,
-	.server = "bedrock-runtime.us-east-1.amazonaws.com", .port = 443,
+    .provider = "aws.bedrock",
+    .by = "host",
+    .op = "chat",
+    .req_model = "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    .finish = "end_turn",
+    .in = 11 + 2040 + 7,
+    .out = 97,
+    .cache_read = 2040,
+    .cache_creation = 7,
+    .reasoning = -1,
+    .max_tokens = 512,
+    .stream = 0,
+    .temperature = 0.3,
+    .server = "bedrock-runtime.us-east-1.amazonaws.com",
+    .port = 443,
 };
 
 TEST(bedrock_converse)
 {
-	struct xch x = { BR_HEAD("converse"), bedrock_req, "200\nContent-Type: application/json",
-			 "{\"metrics\":{\"latencyMs\":1470},\"output\":{\"message\":{\"content\":"
-			 "[{\"text\":\"Hi there.\"}],\"role\":\"assistant\"}},\"stopReason\":"
-			 "\"end_turn\",\"usage\":{\"cacheReadInputTokens\":2040,"
-			 "\"cacheWriteInputTokens\":7,\"inputTokens\":11,\"outputTokens\":97,"
-			 "\"totalTokens\":2155}}" };
+	struct xch x = {BR_HEAD("converse"), bedrock_req, "200\nContent-Type: application/json",
+			"{\"metrics\":{\"latencyMs\":1470},\"output\":{\"message\":{\"content\":"
+			"[{\"text\":\"Hi there.\"}],\"role\":\"assistant\"}},\"stopReason\":"
+			"\"end_turn\",\"usage\":{\"cacheReadInputTokens\":2040,"
+			"\"cacheWriteInputTokens\":7,\"inputTokens\":11,\"outputTokens\":97,"
+			"\"totalTokens\":2155}}"};
 
 	CHECK(run1(&x));
 	CHECK_EQ_INT(got[0].provider, LLM_PROVIDER_BEDROCK);
@@ -764,19 +895,24 @@ static size_t bedrock_stream(uint8_t *out, bool corrupt_delta)
 {
 	size_t n = 0, d;
 
-	n += esb__event(out + n, "messageStart", "{\"p\":\"abcdefghijklmnopqrstuvwxyzABCD\","
+	n += esb__event(out + n, "messageStart",
+			"{\"p\":\"abcdefghijklmnopqrstuvwxyzABCD\","
 			"\"role\":\"assistant\"}");
-	n += esb__event(out + n, "contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":"
+	n += esb__event(out + n, "contentBlockDelta",
+			"{\"contentBlockIndex\":0,\"delta\":"
 			"{\"text\":\"Hi\"},\"p\":\"abcdefghijklmnop\"}");
 	d = n;
-	n += esb__event(out + n, "contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":"
+	n += esb__event(out + n, "contentBlockDelta",
+			"{\"contentBlockIndex\":0,\"delta\":"
 			"{\"text\":\" there.\"},\"p\":\"abcdefgh\"}");
 	if (corrupt_delta)
 		out[d + 40] ^= 0x01;
 	n += esb__event(out + n, "contentBlockStop", "{\"contentBlockIndex\":0,\"p\":\"abc\"}");
-	n += esb__event(out + n, "messageStop", "{\"p\":\"abcdefghijklmnopqrstu\","
+	n += esb__event(out + n, "messageStop",
+			"{\"p\":\"abcdefghijklmnopqrstu\","
 			"\"stopReason\":\"end_turn\"}");
-	n += esb__event(out + n, "metadata", "{\"metrics\":{\"latencyMs\":1470},\"p\":\"abc\","
+	n += esb__event(out + n, "metadata",
+			"{\"metrics\":{\"latencyMs\":1470},\"p\":\"abc\","
 			"\"usage\":{\"cacheReadInputTokens\":2040,\"cacheWriteInputTokens\":7,"
 			"\"inputTokens\":11,\"outputTokens\":97,\"totalTokens\":2155}}");
 	return n;
@@ -785,9 +921,10 @@ static size_t bedrock_stream(uint8_t *out, bool corrupt_delta)
 TEST(bedrock_converse_stream)
 {
 	static uint8_t body[4096];
-	struct xch x = { BR_HEAD("converse-stream"), bedrock_req,
-			 "200\nContent-Type: application/vnd.amazon.eventstream\n"
-			 "x-amzn-RequestId: 9f0e1c2d", body, bedrock_stream(body, false) };
+	struct xch x = {BR_HEAD("converse-stream"), bedrock_req,
+			"200\nContent-Type: application/vnd.amazon.eventstream\n"
+			"x-amzn-RequestId: 9f0e1c2d",
+			body, bedrock_stream(body, false)};
 	struct want w = want_bedrock;
 	const struct llm_stats *st = llm__stats();
 	uint64_t fe0 = st->framing_errors;
@@ -828,7 +965,8 @@ TEST(bedrock_converse_stream)
 	CHECK(run1(&x));
 	CHECK_EQ_STR(got[0].provider_name, "aws.bedrock");
 	CHECK_EQ_STR(got[0].detected_by, "path");
-	CHECK_EQ_STR(got[0].request_model, "arn:aws:bedrock:us-east-1:123456789012:"
+	CHECK_EQ_STR(got[0].request_model,
+		     "arn:aws:bedrock:us-east-1:123456789012:"
 		     "inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0");
 	CHECK_EQ_INT(got[0].output_tokens, 97);
 }
@@ -841,36 +979,36 @@ TEST(compatible_hosts)
 		const char *head, *provider, *by;
 		const char *api;
 	} cases[] = {
-		{ "POST /openai/v1/chat/completions\nHost: api.groq.com", "groq", "host", NULL },
-		{ "POST /v1/chat/completions\nHost: api.mistral.ai", "mistral_ai", "host", NULL },
-		{ "POST /chat/completions\nHost: api.deepseek.com", "deepseek", "host", NULL },
-		{ "POST /chat/completions\nHost: api.perplexity.ai", "perplexity", "host", NULL },
-		{ "POST /v1/chat/completions\nHost: api.x.ai", "x_ai", "host", NULL },
-		{ "POST /api/v1/chat/completions\nHost: openrouter.ai", "openrouter", "host", NULL },
-		{ "POST /v1/chat/completions\nHost: api.together.xyz", "together_ai", "host", NULL },
-		{ "POST /inference/v1/chat/completions\nHost: api.fireworks.ai", "fireworks_ai",
-		  "host", NULL },
-		{ "POST /v1/chat/completions\nHost: api.moonshot.ai", "moonshot_ai", "host", NULL },
-		{ "POST /compatibility/v1/chat/completions\nHost: api.cohere.ai", "cohere", "host",
-		  NULL },
-		{ "POST /v1beta/openai/chat/completions\nHost: generativelanguage.googleapis.com",
-		  "gcp.gemini", "host", NULL },
-		{ "POST /v1/chat/completions\nHost: vllm.svc.cluster.local:8000", "openai", "path",
-		  "chat_completions" },
-		{ "POST /v1/chat/completions\nHost: localhost:11434", "openai", "path",
-		  "chat_completions" },
-		{ "POST /chat/completions\nHost: litellm:4000", "openai", "path",
-		  "chat_completions" },
+	    {"POST /openai/v1/chat/completions\nHost: api.groq.com", "groq", "host", NULL},
+	    {"POST /v1/chat/completions\nHost: api.mistral.ai", "mistral_ai", "host", NULL},
+	    {"POST /chat/completions\nHost: api.deepseek.com", "deepseek", "host", NULL},
+	    {"POST /chat/completions\nHost: api.perplexity.ai", "perplexity", "host", NULL},
+	    {"POST /v1/chat/completions\nHost: api.x.ai", "x_ai", "host", NULL},
+	    {"POST /api/v1/chat/completions\nHost: openrouter.ai", "openrouter", "host", NULL},
+	    {"POST /v1/chat/completions\nHost: api.together.xyz", "together_ai", "host", NULL},
+	    {"POST /inference/v1/chat/completions\nHost: api.fireworks.ai", "fireworks_ai", "host",
+	     NULL},
+	    {"POST /v1/chat/completions\nHost: api.moonshot.ai", "moonshot_ai", "host", NULL},
+	    {"POST /compatibility/v1/chat/completions\nHost: api.cohere.ai", "cohere", "host",
+	     NULL},
+	    {"POST /v1beta/openai/chat/completions\nHost: generativelanguage.googleapis.com",
+	     "gcp.gemini", "host", NULL},
+	    {"POST /v1/chat/completions\nHost: vllm.svc.cluster.local:8000", "openai", "path",
+	     "chat_completions"},
+	    {"POST /v1/chat/completions\nHost: localhost:11434", "openai", "path",
+	     "chat_completions"},
+	    {"POST /chat/completions\nHost: litellm:4000", "openai", "path", "chat_completions"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct xch x = { cases[i].head, "{\"model\":\"m\",\"messages\":[]}",
-				 "200\nContent-Type: application/json", chat_resp };
+		struct xch x = {cases[i].head, "{\"model\":\"m\",\"messages\":[]}",
+				"200\nContent-Type: application/json", chat_resp};
 
 		CHECK(run1(&x));
 		CHECK_EQ_STR(got[0].provider_name, cases[i].provider);
 		CHECK_EQ_STR(got[0].detected_by, cases[i].by);
-		CHECK_EQ_STR(got[0].api_type ? got[0].api_type : "", cases[i].api ? cases[i].api : "");
+		CHECK_EQ_STR(got[0].api_type ? got[0].api_type : "",
+			     cases[i].api ? cases[i].api : "");
 		CHECK_EQ_INT(got[0].input_tokens, 10);
 		CHECK_EQ_STR(got[0].operation, "chat");
 	}
@@ -913,18 +1051,18 @@ TEST(routes)
 TEST(path_only_needs_the_body_shape)
 {
 	static const char *const heads[] = {
-		"POST /api/generate\nHost: 10.0.0.5",
-		"POST /search/embeddings\nHost: 10.0.0.5",
-		"POST /x/completions\nHost: 10.0.0.5",
-		"POST /v1/responses\nHost: 10.0.0.5",
-		"POST /v1beta/models/m:generateContent\nHost: 10.0.0.5",
-		"POST /model/m/converse\nHost: 10.0.0.5",
+	    "POST /api/generate\nHost: 10.0.0.5",
+	    "POST /search/embeddings\nHost: 10.0.0.5",
+	    "POST /x/completions\nHost: 10.0.0.5",
+	    "POST /v1/responses\nHost: 10.0.0.5",
+	    "POST /v1beta/models/m:generateContent\nHost: 10.0.0.5",
+	    "POST /model/m/converse\nHost: 10.0.0.5",
 	};
 	const struct llm_stats *st = llm__stats();
 
 	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
-		struct xch x = { heads[i], "{\"query\":\"x\"}", "200\nContent-Type: application/json",
-				 "{\"ok\":true}" };
+		struct xch x = {heads[i], "{\"query\":\"x\"}",
+				"200\nContent-Type: application/json", "{\"ok\":true}"};
 		uint64_t before = st->non_llm_exchanges;
 
 		CHECK(run1(&x));

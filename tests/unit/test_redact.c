@@ -58,7 +58,8 @@ TEST(each_secret_kind)
 	check_redacts("here:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n"
 		      "-----END RSA PRIVATE KEY-----\nafter",
 		      "MIIEpAIBAAKCAQEA7");
-	check_redacts("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq (cut short", "MIIEvQIBADANBgkq");
+	check_redacts("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq (cut short",
+		      "MIIEvQIBADANBgkq");
 	check_redacts("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n"
 		      "-----END OPENSSH PRIVATE KEY-----",
 		      "b3BlbnNzaC1rZXktdjE");
@@ -120,7 +121,8 @@ TEST(cmdline_scrubbing)
 {
 	check_cmdline(CMD("curl\0-H\0Authorization: Bearer abcdefghijkl\0https://x/y\0"),
 		      "curl -H Authorization: [REDACTED] https://x/y");
-	check_cmdline(CMD("app\0--api-key\0s3cr3t\0--verbose\0"), "app --api-key [REDACTED] --verbose");
+	check_cmdline(CMD("app\0--api-key\0s3cr3t\0--verbose\0"),
+		      "app --api-key [REDACTED] --verbose");
 	check_cmdline(CMD("app\0--api-key=s3cr3t\0"), "app --api-key=[REDACTED]");
 	check_cmdline(CMD("env\0OPENAI_API_KEY=whatever\0python3\0"),
 		      "env OPENAI_API_KEY=[REDACTED] python3");
@@ -152,30 +154,32 @@ static struct json_object *parse(const char *s)
 
 TEST(content_openai_plain)
 {
-	struct content_opts o = { .enabled = true, .max_bytes = 4096 };
+	struct content_opts o = {.enabled = true, .max_bytes = 4096};
 	struct llm_content *c;
 	struct json_object *req, *resp;
 	const char *in, *out, *sys;
 
 	content__configure(&o);
 	c = content__new();
-	req = parse("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
-		    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"my key is "
-		    "sk-abcdefghijklmnopqrstu123456\"},{\"type\":\"image_url\",\"image_url\":"
-		    "{\"url\":\"data:xyz\"}}]},{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
-		    "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
-		    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"42\"}]}");
+	req = parse(
+	    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"my key is "
+	    "sk-abcdefghijklmnopqrstu123456\"},{\"type\":\"image_url\",\"image_url\":"
+	    "{\"url\":\"data:xyz\"}}]},{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
+	    "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
+	    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"42\"}]}");
 	resp = parse("{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
 		     "\"Hello / world\"},\"finish_reason\":\"stop\"}]}");
 	content__request(c, req);
 	content__response_openai(c, resp);
 	content__finish(c, &in, &out, &sys);
-	CHECK_EQ_STR(in, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"be brief\"}]},"
-			 "{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"my key is "
-			 "[REDACTED]\"},{\"type\":\"image_url\"}]},{\"role\":\"assistant\",\"parts\":"
-			 "[{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":"
-			 "\"{\\\"a\\\":1}\"}]},{\"role\":\"tool\",\"parts\":[{\"type\":"
-			 "\"tool_call_response\",\"id\":\"c1\",\"response\":\"42\"}]}]");
+	CHECK_EQ_STR(
+	    in, "[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"be brief\"}]},"
+		"{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"my key is "
+		"[REDACTED]\"},{\"type\":\"image_url\"}]},{\"role\":\"assistant\",\"parts\":"
+		"[{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"f\",\"arguments\":"
+		"\"{\\\"a\\\":1}\"}]},{\"role\":\"tool\",\"parts\":[{\"type\":"
+		"\"tool_call_response\",\"id\":\"c1\",\"response\":\"42\"}]}]");
 	CHECK_EQ_STR(out, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":"
 			  "\"Hello / world\"}],\"finish_reason\":\"stop\"}]");
 	CHECK(sys == NULL);
@@ -186,14 +190,14 @@ TEST(content_openai_plain)
 
 TEST(content_anthropic_stream)
 {
-	struct content_opts o = { .enabled = true, .max_bytes = 4096 };
+	struct content_opts o = {.enabled = true, .max_bytes = 4096};
 	static const char *events[] = {
-		"{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}",
-		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
-		"\"text\":\"Hi, the key is sk-ant-api03-\"}}",
-		"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
-		"\"text\":\"ZZZZ0000yyyy1111 ok\"}}",
-		"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}",
+	    "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}",
+	    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+	    "\"text\":\"Hi, the key is sk-ant-api03-\"}}",
+	    "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+	    "\"text\":\"ZZZZ0000yyyy1111 ok\"}}",
+	    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}",
 	};
 	struct llm_content *c;
 	struct json_object *req;
@@ -212,7 +216,8 @@ TEST(content_anthropic_stream)
 	}
 	content__finish(c, &in, &out, &sys);
 	CHECK_EQ_STR(sys, "[{\"type\":\"text\",\"content\":\"You are terse\"}]");
-	CHECK_EQ_STR(in, "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hey\"}]}]");
+	CHECK_EQ_STR(in,
+		     "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hey\"}]}]");
 	/* the key spanned two deltas: redacted after they were joined */
 	CHECK_EQ_STR(out, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":"
 			  "\"Hi, the key is [REDACTED] ok\"}],\"finish_reason\":\"end_turn\"}]");
@@ -222,13 +227,14 @@ TEST(content_anthropic_stream)
 
 TEST(content_openai_stream_choices)
 {
-	struct content_opts o = { .enabled = true, .max_bytes = 4096 };
+	struct content_opts o = {.enabled = true, .max_bytes = 4096};
 	static const char *events[] = {
-		"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"a\"}}]}",
-		"{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}}]}",
-		"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]}",
-		"{\"choices\":[{\"index\":1,\"delta\":{},\"finish_reason\":\"length\"}]}",
-		"{\"choices\":[],\"usage\":{\"prompt_tokens\":1}}",
+	    "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"a\"}}]}",
+	    "{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}}]}",
+	    "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]"
+	    "}",
+	    "{\"choices\":[{\"index\":1,\"delta\":{},\"finish_reason\":\"length\"}]}",
+	    "{\"choices\":[],\"usage\":{\"prompt_tokens\":1}}",
 	};
 	struct llm_content *c;
 	const char *in, *out, *sys;
@@ -243,15 +249,16 @@ TEST(content_openai_stream_choices)
 	}
 	content__finish(c, &in, &out, &sys);
 	CHECK(in == NULL);
-	CHECK_EQ_STR(out, "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"ab\"}],"
-			  "\"finish_reason\":\"stop\"},{\"role\":\"assistant\",\"parts\":[{\"type\":"
-			  "\"text\",\"content\":\"x\"}],\"finish_reason\":\"length\"}]");
+	CHECK_EQ_STR(out,
+		     "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"ab\"}],"
+		     "\"finish_reason\":\"stop\"},{\"role\":\"assistant\",\"parts\":[{\"type\":"
+		     "\"text\",\"content\":\"x\"}],\"finish_reason\":\"length\"}]");
 	content__free(c);
 }
 
 TEST(content_cap)
 {
-	struct content_opts o = { .enabled = true, .max_bytes = 300 };
+	struct content_opts o = {.enabled = true, .max_bytes = 300};
 	char big[5000], req_s[6000];
 	struct llm_content *c;
 	struct json_object *req, *arr;
