@@ -13,9 +13,12 @@
  *  - reads, and every syscall exit, return at once while no LLM socket is live on the host
  *    (`plain_llm_live`), and after one map lookup for processes that own none (`plain_procs`).
  *
- * Rung: syscall tracepoints. sys_enter_* stashes the arguments of a call on an LLM socket keyed
- * by pid_tgid; sys_exit_* copies what the call returned (so non-blocking sockets and partial
- * reads advance positions by what really moved). conn_id is the struct sock *, source
+ * Hooks: sys_enter_* stashes the arguments of a call on an LLM socket keyed by pid_tgid; the
+ * call's end copies what it returned (so non-blocking sockets and partial reads advance positions
+ * by what really moved). Two rungs for the end, picked by user space at attach:
+ *   sock_length  sock:sock_{send,recv}_length (Linux 6.3+): fire for socket I/O only, so file
+ *                and pipe syscalls pay nothing at exit
+ *   sys_exit     syscalls/sys_exit_*: always there conn_id is the struct sock *, source
  * TT_SRC_PLAINTEXT; the 5-tuple goes out as TT_EV_SOCK when the verdict is made, and
  * sock:inet_sock_set_state(TCP_CLOSE) closes the connection. Not seen: sendfile, splice,
  * sendmmsg/recvmmsg and io_uring.
@@ -476,7 +479,8 @@ static __always_inline void plain__emit_iov(const struct plain_call *call, __u64
 		drop__count(TT_DROP_TRUNCATED_BYTES, n - off);
 }
 
-static __always_inline int plain__exit(__u64 nr, long ret)
+/* sk: the socket the call ended on (sock_length rung), or 0 (sys_exit rung: nr checks it). */
+static __always_inline int plain__exit(__u64 nr, __u64 sk, __u32 dir_done, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct plain_call *stash, call;
@@ -493,8 +497,13 @@ static __always_inline int plain__exit(__u64 nr, long ret)
 		return 0;
 	call = *stash;
 	bpf_map_delete_elem(&plain_calls, &id);
-	/* A stash left by an enter whose exit never ran (the thread died) is not this call's. */
-	if (call.nr != nr || ret <= 0)
+	/*
+	 * A stash left by an enter whose exit never ran (the thread died) is not this call's. The
+	 * syscalls/ tracepoints' number is an int: the upper half of the long read here is padding.
+	 */
+	if (sk ? call.sk != sk || call.dir != dir_done : (__u32)call.nr != (__u32)nr)
+		return 0;
+	if (ret <= 0)
 		return 0; /* EAGAIN, EOF, error: nothing moved */
 	ps = bpf_map_lookup_elem(&plain_socks, &call.sk);
 	ev = bpf_map_lookup_elem(&data_scratch, &zero);
@@ -531,7 +540,7 @@ static __always_inline int plain__exit(__u64 nr, long ret)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int tp_plain_exit_##name(struct trace_event_raw_sys_exit *ctx)                             \
 	{                                                                                          \
-		return plain__exit(ctx->id, ctx->ret);                                             \
+		return plain__exit(ctx->id, 0, dir, ctx->ret);                                     \
 	}
 
 PLAIN_SYSCALL(write, TT_DIR_WRITE, BUF_PLAIN, 0)
@@ -542,6 +551,32 @@ PLAIN_SYSCALL(read, TT_DIR_READ, BUF_PLAIN, 0)
 PLAIN_SYSCALL(recvfrom, TT_DIR_READ, BUF_PLAIN, 3)
 PLAIN_SYSCALL(readv, TT_DIR_READ, BUF_IOV, 0)
 PLAIN_SYSCALL(recvmsg, TT_DIR_READ, BUF_MSG, 2)
+
+/*
+ * The sock:sock_{send,recv}_length record (Linux 6.3+), spelled out rather than taken from
+ * vmlinux.h: without a CO-RE relocation the programs load on older kernels too, where they are
+ * simply not attached.
+ */
+struct plain_msg_length {
+	__u64 common;
+	__u64 sk;
+	__u16 family;
+	__u16 protocol;
+	int ret;
+	int flags;
+};
+
+SEC("tracepoint/sock/sock_send_length")
+int tp_plain_len_send(struct plain_msg_length *ctx)
+{
+	return plain__exit(0, ctx->sk, TT_DIR_WRITE, ctx->ret);
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int tp_plain_len_recv(struct plain_msg_length *ctx)
+{
+	return plain__exit(0, ctx->sk, TT_DIR_READ, ctx->ret);
+}
 
 /* The socket is gone (both ends done, or reset): close an LLM connection, forget the verdict. */
 SEC("tracepoint/sock/inet_sock_set_state")

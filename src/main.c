@@ -245,6 +245,17 @@ static void pipeline__send_health(struct pipeline *p)
 	socket_exporter__send_health(p->control, &h);
 }
 
+/* The batch span processor's standard variables (OTEL_BSP_*): a positive integer, else 0 (the
+ * exporter's default). */
+static int env_int(const char *name)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n = v ? strtol(v, &end, 10) : 0;
+
+	return v && *v && !*end && n > 0 && n <= 1 << 24 ? (int)n : 0;
+}
+
 /* Flag or file, then the OTLP environment; gzip unless told otherwise. */
 static const char *otlp_compression(const struct config *cfg)
 {
@@ -325,7 +336,10 @@ static int pipeline__add_exporters(struct pipeline *p, const struct config *cfg)
 		p->exporters[p->n_exporters++] = text_exporter__new(stdout);
 	if (cfg->otlp_endpoint) {
 		struct otlp_opts o = { .endpoint = cfg->otlp_endpoint, .headers = cfg->otlp_headers,
-				       .compression = otlp_compression(cfg) };
+				       .compression = otlp_compression(cfg),
+				       .queue_max = env_int("OTEL_BSP_MAX_QUEUE_SIZE"),
+				       .batch_max = env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+				       .batch_delay_ms = env_int("OTEL_BSP_SCHEDULE_DELAY") };
 
 		p->exporters[p->n_exporters] = otlp_exporter__new(&o);
 		if (!p->exporters[p->n_exporters])
@@ -438,9 +452,14 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		(unsigned long long)ls->calls, (unsigned long long)ls->json_errors,
 		(unsigned long long)p->spans_built);
 	pipeline__print_proto_stats(&ns);
-	fprintf(stderr, " ignored=%llu ignored_bytes=%llu resumed=%llu syncs=%llu",
+	fprintf(stderr,
+		" ignored=%llu ignored_bytes=%llu resumed=%llu syncs=%llu parser_renewals=%llu"
+		" closed=%llu evicted_idle=%llu evicted_cap=%llu body_overflow=%llu",
 		(unsigned long long)ns.ignored, (unsigned long long)ns.ignored_bytes,
-		(unsigned long long)ns.resumed, (unsigned long long)ns.syncs);
+		(unsigned long long)ns.resumed, (unsigned long long)ns.syncs,
+		(unsigned long long)ns.parser_renewals, (unsigned long long)ns.closed,
+		(unsigned long long)ns.evicted_idle, (unsigned long long)ns.evicted_cap,
+		(unsigned long long)ls->body_overflow);
 	fprintf(stderr,
 		" plain_rung=%s plain_records=%llu plain_bytes=%llu plain_socks_llm=%llu "
 		"plain_socks_other=%llu",

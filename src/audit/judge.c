@@ -40,6 +40,16 @@ static const char *attr_str(const struct span *s, const char *key)
 	return a && a->type == ATTR_STRING ? a->s : NULL;
 }
 
+static const char *res_str(const struct span *s, const char *key)
+{
+	const struct resource *r = s->resource;
+
+	for (size_t i = 0; r && i < r->n_attrs; i++)
+		if (!strcmp(r->attrs[i].key, key) && r->attrs[i].type == ATTR_STRING)
+			return r->attrs[i].s;
+	return NULL;
+}
+
 static int64_t attr_int(const struct span *s, const char *key)
 {
 	const struct attr *a = span__find_attr(s, key);
@@ -130,6 +140,12 @@ static void judge__policy(struct audit_judge *j, struct span *s, bool shadow)
 		c.pod_uid = f->pod_uid;
 		c.user = f->user;
 		c.uid = f->uid;
+	} else {
+		/* Gone before its facts were read: the resource still has the exec event's comm,
+		 * so rules by executable name keep working. */
+		c.exe =
+		    res_str(s, "process.executable.path") ?: res_str(s, "process.executable.name");
+		c.container_id = res_str(s, "container.id");
 	}
 	c.provider = attr_str(s, "gen_ai.provider.name");
 	c.host = attr_str(s, "server.address");

@@ -46,9 +46,19 @@ static const struct sock_rung sock_rungs[] = {
 };
 #define SOCK_RUNGS (sizeof(sock_rungs) / sizeof(sock_rungs[0]))
 
-/* Plain HTTP capture: syscall tracepoints and the TCP close tracepoint (bpf/plain.bpf.c). */
+/*
+ * Plain HTTP capture (bpf/plain.bpf.c): syscall-entry tracepoints and the TCP close tracepoint,
+ * plus one rung for the end of a call: sock:sock_{send,recv}_length where the kernel has them
+ * (6.3+; socket I/O only), else the syscall-exit tracepoints.
+ */
 #define PLAIN_PREFIX "tp_plain_"
 #define PLAIN_RUNG "tracepoint"
+
+static const struct sock_rung plain_rungs[] = {
+    {"sock_length", "tp_plain_len_"},
+    {"sys_exit", "tp_plain_exit_"},
+};
+#define PLAIN_RUNGS (sizeof(plain_rungs) / sizeof(plain_rungs[0]))
 
 struct capture {
 	struct tokentap_bpf *skel;
@@ -341,26 +351,66 @@ static int capture__attach_tls(struct capture *c)
 	return c->plain_rung ? 0 : -ENOENT;
 }
 
-/* Plain capture is an extra: when its tracepoints cannot attach, TLS capture goes on. */
-static void capture__attach_plain(struct capture *c)
+/* The plain programs of one exit rung, or (rung NULL) those every rung shares. */
+static bool prog__in_plain_rung(const struct bpf_program *prog, const struct sock_rung *rung)
+{
+	const char *name = bpf_program__name(prog);
+	size_t i;
+
+	if (!prog__is_plain(prog))
+		return false;
+	if (rung)
+		return strncmp(name, rung->prefix, strlen(rung->prefix)) == 0;
+	for (i = 0; i < PLAIN_RUNGS; i++) {
+		if (!strncmp(name, plain_rungs[i].prefix, strlen(plain_rungs[i].prefix)))
+			return false;
+	}
+	return true;
+}
+
+/* Attaches a set of plain programs; on failure detaches what it attached. */
+static int capture__link_plain(struct capture *c, const struct sock_rung *rung)
 {
 	struct bpf_program *prog;
 	int first = c->nlinks, err = 0, i;
 
-	if (!c->plain_rung)
-		return;
 	bpf_object__for_each_program(prog, c->skel->obj)
 	{
-		if (!err && prog__is_plain(prog))
+		if (!err && prog__in_plain_rung(prog, rung))
 			err = capture__link(c, prog);
 	}
+	if (!err)
+		return 0;
+	for (i = first; i < c->nlinks; i++)
+		bpf_link__destroy(c->links[i]);
+	c->nlinks = first;
+	return err;
+}
+
+/* Plain capture is an extra: when its tracepoints cannot attach, TLS capture goes on. */
+static void capture__attach_plain(struct capture *c, const struct capture_opts *opts)
+{
+	int err = -ENOENT;
+	size_t i;
+
+	if (!c->plain_rung)
+		return;
+	for (i = 0; i < PLAIN_RUNGS && err; i++) {
+		if (opts->plain_rung && strcmp(opts->plain_rung, plain_rungs[i].name) != 0)
+			continue;
+		err = capture__link_plain(c, &plain_rungs[i]);
+		if (!err)
+			c->plain_rung = plain_rungs[i].name;
+		else if (c->verbose)
+			fprintf(stderr, "tokentap: plain exit rung %s: %s\n", plain_rungs[i].name,
+				strerror(-err));
+	}
+	if (!err)
+		err = capture__link_plain(c, NULL);
 	if (!err)
 		return;
 	fprintf(stderr, "tokentap: plain HTTP capture off: cannot attach its tracepoints: %s\n",
 		strerror(-err));
-	for (i = first; i < c->nlinks; i++)
-		bpf_link__destroy(c->links[i]);
-	c->nlinks = first;
 	c->plain_rung = NULL;
 }
 
@@ -383,7 +433,7 @@ static int capture__start(struct capture *c, const struct capture_opts *opts)
 			strerror(-err));
 		return err;
 	}
-	capture__attach_plain(c);
+	capture__attach_plain(c, opts);
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), capture__on_record, c, NULL);
 	if (!c->rb) {
 		err = errno ? -errno : -ENOMEM;

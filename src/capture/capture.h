@@ -79,6 +79,7 @@ struct capture_opts {
 	bool verbose;           /* let libbpf print */
 	const char *sock_rung;  /* force "fentry", "kprobe" or "tracepoint"; NULL = probe */
 	bool no_plain;          /* do not capture plain HTTP (no TLS) LLM traffic */
+	const char *plain_rung; /* force "sock_length" or "sys_exit" (end of a call); NULL = probe */
 };
 
 struct capture_stats {
@@ -91,7 +92,7 @@ struct capture_stats {
 	uint32_t attached_files;     /* distinct (dev, inode) with TLS probes */
 	uint32_t attach_failures;
 	/* Plain HTTP (no TLS) capture at the socket layer. */
-	const char *plain_rung;      /* "tracepoint", or NULL when plain capture is off */
+	const char *plain_rung;      /* "sock_length" or "sys_exit", NULL when plain capture is off */
 	uint64_t plain_records;      /* TT_EV_DATA records of plaintext sockets received */
 	uint64_t plain_bytes;        /* their payload bytes: 0 while no LLM traffic is plain */
 	uint64_t plain_socks_llm;    /* TCP sockets judged LLM traffic (copied) */

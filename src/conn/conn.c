@@ -310,6 +310,7 @@ static void conn__gap(struct conn_table *t, struct conn *c, int dir, uint64_t lo
 	t->st.gap_bytes += lost;
 	if (!c->http)
 		return;
+	c->info.gap_bytes = lost; /* a call the gap aborts, now or later, reports them as lost */
 	http_parser__gap(c->http, dir, lost);
 	if (http_parser__version(c->http) == HTTP_VERSION_1 && !http_parser__busy(c->http))
 		conn__renew_parser(t, c);

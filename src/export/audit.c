@@ -146,6 +146,7 @@ static void write_process(FILE *o, const struct span *s, const struct proc_facts
 	j_num(o, "uid", f ? f->uid : -1, &first);
 	j_num(o, "euid", f ? f->euid : -1, &first);
 	j_str(o, "user", f ? f->user : NULL, &first);
+	j_str(o, "name", res_str(s, "process.executable.name"), &first);
 	j_str(o, "executable", f && f->exe[0] ? f->exe : res_str(s, "process.executable.path"),
 	      &first);
 	j_str(o, "executable_sha256", f ? f->exe_sha256 : NULL, &first);

@@ -19,7 +19,6 @@
 #include "export/otlp_encode.h"
 #include "export/otlp_http.h"
 
-#define OTLP_RETRY_BUDGET_MS 30000 /* from a batch's first attempt to its last */
 
 struct otlp_item {
 	struct otlp_item *next;
@@ -198,11 +197,15 @@ static uint64_t otlp__rejected(const uint8_t *resp, size_t len)
 	return n;
 }
 
-/* The time by which this batch must be settled. */
+/*
+ * The time by which this batch must be settled: never while the collector may yet take it
+ * (spans wait in the bounded queue behind it, and only spans past the bound are dropped), the
+ * flush deadline at shutdown.
+ */
 static uint64_t otlp__give_up_at(void *owner, uint64_t started)
 {
 	struct otlp_exporter *oe = owner;
-	uint64_t limit = started + OTLP_RETRY_BUDGET_MS;
+	uint64_t limit = UINT64_MAX >> 2; /* "never", with room for the transport's arithmetic */
 
 	pthread_mutex_lock(&oe->mu);
 	if (oe->flushers > 0 && oe->flush_deadline_ms < limit)
@@ -395,6 +398,7 @@ static int otlp__open_http(struct otlp_exporter *oe, const struct otlp_opts *opt
 		.give_up_at = otlp__give_up_at,
 		.sleep_until = otlp__sleep,
 		.stopping = otlp__stopping,
+		.retry_until_give_up = true,
 		.st = &oe->st,
 	};
 

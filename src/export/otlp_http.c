@@ -218,7 +218,7 @@ static void http__send_body(struct otlp_http *h, const uint8_t *buf, size_t len,
 			return;
 		}
 		stat__add(&h->o.st->errors, 1);
-		if (r == POST_FAIL || attempt >= OTLP_MAX_ATTEMPTS)
+		if (r == POST_FAIL || (attempt >= OTLP_MAX_ATTEMPTS && !h->o.retry_until_give_up))
 			break;
 		wait = h->retry_after_ms >= 0 ? h->retry_after_ms : http__backoff_ms(h, attempt);
 		now = otlp_http__now_ms();

@@ -30,6 +30,9 @@ struct otlp_http_opts {
 	uint64_t (*give_up_at)(void *owner, uint64_t started_ms); /* monotonic ms */
 	bool (*sleep_until)(void *owner, uint64_t until_ms);      /* false: stop now */
 	bool (*stopping)(void *owner);                            /* aborts a request */
+	/* Keep retrying a batch that may yet succeed until give_up_at says stop (no attempt
+	 * limit): the owner's queue bound, not a retry count, decides what is dropped. */
+	bool retry_until_give_up;
 	/* Counters the transport settles (atomically): exported, dropped, errors. */
 	struct export_stats *st;
 };

@@ -908,8 +908,12 @@ static void llm__on_abort(void *handle, enum http_abort_reason why, uint64_t ts_
 	llm__finish_response(ex, false);
 	/* An HTTP error status says more than how the connection ended afterwards. */
 	llm__set_error(&ex->call, llm__abort_error(why));
-	if (why == HTTP_ABORT_GAP)
+	if (why == HTTP_ABORT_GAP) {
 		ex->call.partial = true;
+		/* Framing did not survive: the gap that ended it (the latest) is this call's. */
+		if (!ex->call.lost_bytes)
+			ex->call.lost_bytes = ex->lc->info->gap_bytes;
+	}
 	llm__emit(ex);
 }
 

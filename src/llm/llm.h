@@ -42,6 +42,7 @@ struct llm_conn_info {
 	uint16_t peer_port;
 	int tls_source;         /* enum tt_tls_source; 2 (TT_SRC_PLAINTEXT) for plain HTTP */
 	char sni[LLM_STR];      /* server name from the TLS handshake when known, else "" */
+	uint64_t gap_bytes;     /* size of the latest gap in the connection's streams */
 };
 
 struct llm_call {

@@ -474,6 +474,32 @@ TEST(judge_adds_attributes)
 	policy__free(p);
 }
 
+TEST(judge_falls_back_to_the_exec_comm)
+{
+	char err[256];
+	const char *doc = "{\"default\":\"deny\",\"rules\":[{\"match\":{\"executables\":"
+			  "[\"curl\"]}}]}";
+	struct policy *p = policy__parse(doc, strlen(doc), err, sizeof(err));
+	struct proc_table *t = proc_table__new("/nonexistent");
+	struct audit_judge *j = audit_judge__new(t, p);
+	struct span *s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+	struct resource *r = s->resource;
+	const struct attr *a;
+
+	/* the process is gone from /proc: only its resource (exec event's comm) is left */
+	attrs__free(r->attrs, r->n_attrs);
+	r->n_attrs = 0;
+	attrs__add_str(r->attrs, &r->n_attrs, SPAN_MAX_RES_ATTRS, "process.executable.name",
+		       "curl");
+	audit_judge__span(j, s);
+	a = span__find_attr(s, "tokentap.policy.verdict");
+	CHECK(a && !strcmp(a->s, "allowed"));
+	span__free(s);
+	audit_judge__free(j);
+	proc_table__free(t);
+	policy__free(p);
+}
+
 /* ---- process facts ------------------------------------------------------------------------------
  */
 
@@ -559,6 +585,7 @@ int main(void)
 	RUN(match_exe);
 	RUN(shadow_ai_detection);
 	RUN(judge_adds_attributes);
+	RUN(judge_falls_back_to_the_exec_comm);
 	RUN(process_facts_from_a_fake_proc);
 	{
 		char cmd[400];

@@ -343,9 +343,44 @@ static bool wait_listening(int port)
 	return false;
 }
 
-static bool fixture__start(struct fixture *f, const char *openssl)
+#define PLAIN_RESP_PAD 100000 /* response body size: many partial reads on the client */
+
+/*
+ * An HTTP/1.1 keep-alive server on loopback, over TLS when given a certificate: GET answers small
+ * JSON, POST a big one (LLM calls are POSTs; the kernel copies TLS and plain connections whose
+ * first request is one to an LLM API path).
+ */
+static pid_t http_server__start(const char *python, int port, const char *cert, const char *key,
+				const char *log)
 {
-	char cmd[1024], accept[32];
+	static const char script[] =
+	    "import http.server as S,sys\n"
+	    "class H(S.BaseHTTPRequestHandler):\n"
+	    " protocol_version='HTTP/1.1'\n"
+	    " def log_message(s,*a):pass\n"
+	    " def reply(s,b):\n"
+	    "  s.send_response(200);s.send_header('Content-Type','application/json')\n"
+	    "  s.send_header('Content-Length',str(len(b)));s.end_headers();s.wfile.write(b)\n"
+	    " def do_GET(s):s.reply(b'{\"data\":[]}')\n"
+	    " def do_POST(s):\n"
+	    "  s.rfile.read(int(s.headers.get('Content-Length','0')))\n"
+	    "  s.reply(b'{\"id\":\"x\",\"pad\":\"'+b'p'*int(sys.argv[2])+b'\"}')\n"
+	    "s=S.ThreadingHTTPServer(('127.0.0.1',int(sys.argv[1])),H)\n"
+	    "if len(sys.argv)>3:\n"
+	    " import ssl;c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER);c.load_cert_chain(*sys.argv[3:5])\n"
+	    " s.socket=c.wrap_socket(s.socket,server_side=True)\n"
+	    "s.serve_forever()\n";
+	char p[16], pad[16];
+	char *argv[] = {(char *)python, "-c", (char *)script, p, pad, (char *)cert, (char *)key, NULL};
+
+	snprintf(p, sizeof(p), "%d", port);
+	snprintf(pad, sizeof(pad), "%d", PLAIN_RESP_PAD);
+	return spawn(argv, log);
+}
+
+static bool fixture__start(struct fixture *f, const char *openssl, const char *python)
+{
+	char cmd[1024];
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/tokentap-test-bpf.XXXXXX");
 	if (!mkdtemp(f->dir))
@@ -363,13 +398,7 @@ static bool fixture__start(struct fixture *f, const char *openssl)
 	if (system(cmd) != 0 || write_pattern(f->body, f->body_len))
 		return false;
 	f->port = free_port();
-	snprintf(accept, sizeof(accept), "127.0.0.1:%d", f->port);
-	{
-		char *argv[] = {(char *)openssl, "s_server", "-accept", accept, "-cert",
-				f->cert,	 "-key",     f->key,	"-www", NULL};
-
-		f->server = spawn(argv, NULL);
-	}
+	f->server = http_server__start(python, f->port, f->cert, f->key, NULL);
 	return f->server > 0 && wait_listening(f->port);
 }
 
@@ -465,6 +494,15 @@ TEST(rung_programs_load)
 	CHECK_EQ_INT(att[2], 0);
 }
 
+/* Where the kernel has sock:sock_send_length (6.3+), calls end there; else at sys_exit. */
+static const char *plain_rung_expected(void)
+{
+	return !access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) ||
+		       !access("/sys/kernel/debug/tracing/events/sock/sock_send_length", F_OK)
+		   ? "sock_length"
+		   : "sys_exit";
+}
+
 TEST(open_picks_rung)
 {
 	bool have_kprobes = !access("/sys/bus/event_source/devices/kprobe/type", F_OK);
@@ -478,7 +516,7 @@ TEST(open_picks_rung)
 		return;
 	capture__stats(c, &st);
 	CHECK_EQ_STR(st.sock_rung, want);
-	CHECK_EQ_STR(st.plain_rung, "tracepoint");
+	CHECK_EQ_STR(st.plain_rung, plain_rung_expected());
 	CHECK(st.attached_files >= 1);
 	CHECK_EQ_INT(st.malformed_records, 0);
 	capture__close(c);
@@ -546,24 +584,25 @@ static void check_response(const struct rec *r, uint64_t conn)
 
 	stream__build(r, CAP_DIR_READ, conn, &rd);
 	CHECK(rd.contiguous);
-	CHECK(rd.len > 15 && memcmp(rd.bytes, "HTTP/1.0 200 ok", 15) == 0);
+	CHECK(rd.len > 17 && memcmp(rd.bytes, "HTTP/1.1 200 OK\r\n", 17) == 0);
 	free(rd.bytes);
 }
 
 static void live_curl(struct capture *c, struct rec *r, const struct fixture *f, const char *curl)
 {
 	char url[128], data[160];
-	char *argv[] = {(char *)curl, "-sk",	       "--http1.1", "--max-time", "10",
-			"-o",	      "/dev/null",     "-X",	    "GET",	  "-H",
-			"Expect:",    "--data-binary", data,	    url,	  NULL};
+	char *argv[] = {(char *)curl, "-sk",	     "--http1.1",     "--max-time",
+			"10",	      "-o",	     "/dev/null",     "-H",
+			"Expect:",    "--data-binary", data,	      url,
+			NULL};
 	struct stream w;
 	const struct ev *cl;
 	uint64_t conn;
 
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-curl", f->port);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/chat/completions", f->port);
 	snprintf(data, sizeof(data), "@%s", f->body);
 	run_client(c, r, argv, f->log);
-	conn = check_request(r, f, "GET /tokentap-curl HTTP/1.1\r\n", f->body_len, &w);
+	conn = check_request(r, f, "POST /v1/chat/completions HTTP/1.1\r\n", f->body_len, &w);
 	CHECK(w.chunks >= 3); /* 40000 bytes in one SSL_write: split into TT_CHUNK_MAX records */
 	check_sock(r, conn, f->port);
 	check_response(r, conn);
@@ -580,16 +619,16 @@ static void live_python(struct capture *c, struct rec *r, const struct fixture *
 	static const char script[] =
 	    "import ssl,sys,urllib.request as u\n"
 	    "b=open(sys.argv[1],'rb').read()\n"
-	    "q=u.Request(sys.argv[2],data=b,method='GET')\n"
+	    "q=u.Request(sys.argv[2],data=b,method='POST')\n"
 	    "u.urlopen(q,context=ssl._create_unverified_context(),timeout=10).read()\n";
 	char url[128];
 	char *argv[] = {(char *)python, "-c", (char *)script, (char *)f->body, url, NULL};
 	struct stream w;
 	uint64_t conn;
 
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-py", f->port);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/messages", f->port);
 	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
-	conn = check_request(r, f, "GET /tokentap-py HTTP/1.1\r\n", f->body_len, &w);
+	conn = check_request(r, f, "POST /v1/messages HTTP/1.1\r\n", f->body_len, &w);
 	check_sock(r, conn, f->port);
 	check_response(r, conn);
 	free(w.bytes);
@@ -600,8 +639,8 @@ static void live_node(struct capture *c, struct rec *r, struct fixture *f, const
 	static const char script[] =
 	    "const https=require('https'),fs=require('fs');"
 	    "const b=fs.readFileSync(process.argv[1]);"
-	    "const q=https.request({host:'127.0.0.1',port:+process.argv[2],method:'GET',"
-	    "path:'/tokentap-node',rejectUnauthorized:false,headers:{'content-length':b.length}},"
+	    "const q=https.request({host:'127.0.0.1',port:+process.argv[2],method:'POST',"
+	    "path:'/api/chat',rejectUnauthorized:false,headers:{'content-length':b.length}},"
 	    "res=>{res.resume();res.on('end',()=>process.exit(0));});"
 	    "q.on('error',e=>{console.error(e);process.exit(1);});q.end(b);";
 	char copy[128], port[16];
@@ -622,7 +661,7 @@ static void live_node(struct capture *c, struct rec *r, struct fixture *f, const
 		fprintf(stderr, "  node: %zu events seen, attached files %u -> %u, %llu lost\n",
 			r->n, before.attached_files, after.attached_files,
 			(unsigned long long)after.lost_bytes);
-	conn = check_request(r, f, "GET /tokentap-node HTTP/1.1\r\n", f->body_len, &w);
+	conn = check_request(r, f, "POST /api/chat HTTP/1.1\r\n", f->body_len, &w);
 	check_response(r, conn);
 	free(w.bytes);
 }
@@ -647,7 +686,6 @@ static void live_gnutls(struct capture *c, struct rec *r, const struct fixture *
 	    "o(10002,sys.argv[2].encode())\n"	 /* URL */
 	    "o(64,C.c_long(0));o(81,C.c_long(0))\n" /* no peer / host verification */
 	    "o(84,C.c_long(2))\n"			 /* HTTP/1.1 */
-	    "o(10036,b'GET')\n"			 /* the s_server -www answers GET */
 	    "o(10015,C.c_char_p(b));o(60,C.c_long(len(b)))\n"
 	    "o(10023,C.c_void_p(L.curl_slist_append(None,b'Expect:')))\n"
 	    "rc=L.curl_easy_perform(h)\n"
@@ -660,7 +698,7 @@ static void live_gnutls(struct capture *c, struct rec *r, const struct fixture *
 	uint64_t conn;
 	FILE *log;
 
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-gnutls", f->port);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/responses", f->port);
 	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
 	log = fopen(f->log, "r");
 	if (log) {
@@ -669,7 +707,7 @@ static void live_gnutls(struct capture *c, struct rec *r, const struct fixture *
 		fclose(log);
 	}
 	CHECK(strstr(ver, "GnuTLS") != NULL);
-	conn = check_request(r, f, "GET /tokentap-gnutls HTTP/1.1\r\n", f->body_len, &w);
+	conn = check_request(r, f, "POST /v1/responses HTTP/1.1\r\n", f->body_len, &w);
 	CHECK(find_ev(r, TT_EV_DATA, conn) && find_ev(r, TT_EV_DATA, conn)->source == TT_SRC_GNUTLS);
 	check_sock(r, conn, f->port);
 	check_response(r, conn);
@@ -700,7 +738,7 @@ TEST(live_tls_capture)
 		CHECK(!require_bpf());
 		return;
 	}
-	CHECK(fixture__start(&f, openssl));
+	CHECK(fixture__start(&f, openssl, have_py));
 	sink.ctx = &r;
 	sink.on_chunk = rec__chunk;
 	sink.on_sock = rec__sock;
@@ -734,9 +772,9 @@ TEST(live_tls_capture)
  */
 TEST(live_loss_accounting)
 {
-	char curl[512], openssl[512], url[128], data[160];
-	char *argv[] = {curl,  "-sk", "--http1.1", "--max-time",    "10", "-o", "/dev/null", "-X",
-			"GET", "-H",  "Expect:",   "--data-binary", data, url,	NULL};
+	char curl[512], openssl[512], python[512], url[128], data[160];
+	char *argv[] = {curl, "-sk",	 "--http1.1",	  "--max-time", "10", "-o", "/dev/null",
+			"-H", "Expect:", "--data-binary", data,		url,  NULL};
 	struct capture_opts opts = {.ringbuf_bytes = 8192};
 	struct cap_sink sink = {0};
 	struct fixture f = {0};
@@ -746,14 +784,17 @@ TEST(live_loss_accounting)
 	uint64_t conn, delivered = 0, next = 0;
 	const struct ev *cl;
 	size_t i;
+	const char *py = !access("/usr/bin/python3", X_OK) ? "/usr/bin/python3"
+							   : which("python3", python, sizeof(python));
 
-	if (!which("openssl", openssl, sizeof(openssl)) || !which("curl", curl, sizeof(curl))) {
-		printf("  live_loss_accounting: needs openssl and curl on PATH\n");
+	if (!which("openssl", openssl, sizeof(openssl)) || !which("curl", curl, sizeof(curl)) ||
+	    !py) {
+		printf("  live_loss_accounting: needs openssl, curl and python3 on PATH\n");
 		CHECK(!require_bpf());
 		return;
 	}
-	CHECK(fixture__start(&f, openssl));
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d/tokentap-loss", f.port);
+	CHECK(fixture__start(&f, openssl, py));
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/completions", f.port);
 	snprintf(data, sizeof(data), "@%s", f.body);
 	sink.ctx = &r;
 	sink.on_chunk = rec__chunk;
@@ -795,32 +836,6 @@ TEST(live_loss_accounting)
 }
 
 /* ---- plain HTTP ----------------------------------------------------------------------------- */
-
-#define PLAIN_RESP_PAD 100000 /* response body size: many partial reads on the client */
-
-/* An HTTP/1.1 keep-alive server on loopback: GET answers small JSON, POST a big one. */
-static pid_t plain_server__start(const char *python, int port, const char *log)
-{
-	static const char script[] =
-	    "import http.server as S,sys\n"
-	    "class H(S.BaseHTTPRequestHandler):\n"
-	    " protocol_version='HTTP/1.1'\n"
-	    " def log_message(s,*a):pass\n"
-	    " def reply(s,b):\n"
-	    "  s.send_response(200);s.send_header('Content-Type','application/json')\n"
-	    "  s.send_header('Content-Length',str(len(b)));s.end_headers();s.wfile.write(b)\n"
-	    " def do_GET(s):s.reply(b'{\"data\":[]}')\n"
-	    " def do_POST(s):\n"
-	    "  s.rfile.read(int(s.headers.get('Content-Length','0')))\n"
-	    "  s.reply(b'{\"id\":\"x\",\"pad\":\"'+b'p'*int(sys.argv[2])+b'\"}')\n"
-	    "S.ThreadingHTTPServer(('127.0.0.1',int(sys.argv[1])),H).serve_forever()\n";
-	char p[16], pad[16];
-	char *argv[] = {(char *)python, "-c", (char *)script, p, pad, NULL};
-
-	snprintf(p, sizeof(p), "%d", port);
-	snprintf(pad, sizeof(pad), "%d", PLAIN_RESP_PAD);
-	return spawn(argv, log);
-}
 
 static size_t count_kind(const struct rec *r, int kind)
 {
@@ -968,25 +983,34 @@ TEST(live_plain_capture)
 	struct capture *c = NULL;
 	struct capture_stats st;
 	pid_t server;
-	int port;
+	int port, i;
 
 	if (!which("openssl", openssl, sizeof(openssl)) || !have_curl || !have_py || !have_node) {
 		printf("  live_plain_capture: needs openssl, curl, python3 and node on PATH\n");
 		CHECK(!require_bpf());
 		return;
 	}
-	CHECK(fixture__start(&f, openssl)); /* for its body file */
+	CHECK(fixture__start(&f, openssl, have_py)); /* for its body file */
 	port = free_port();
 	snprintf(slog, sizeof(slog), "%s/server.log", f.dir);
-	server = plain_server__start(have_py, port, slog);
+	server = http_server__start(have_py, port, NULL, NULL, slog);
 	CHECK(server > 0 && wait_listening(port));
 	sink.ctx = &r;
 	sink.on_chunk = rec__chunk;
 	sink.on_sock = rec__sock;
 	sink.on_close = rec__close;
 	r.other = (uint32_t)server;
-	CHECK_EQ_INT(capture__open(&c, &(struct capture_opts){0}, &sink), 0);
-	if (c && server > 0) {
+	/* Each rung of the end of a call, the one this kernel picks first and the fallback. */
+	for (i = 0; i < 2 && server > 0; i++) {
+		const char *rung = i == 0 ? plain_rung_expected() : "sys_exit";
+
+		if (i == 1 && !strcmp(rung, plain_rung_expected()))
+			break;
+		printf("  plain exit rung %s\n", rung);
+		CHECK_EQ_INT(capture__open(&c, &(struct capture_opts){.plain_rung = rung}, &sink),
+			     0);
+		if (!c)
+			break;
 		plain_curl(c, &r, &f, port, have_curl);
 		plain_python(c, &r, &f, port, have_py);
 		plain_node(c, &r, &f, port, have_node);
@@ -994,9 +1018,10 @@ TEST(live_plain_capture)
 		/* The server reads requests and writes responses: never copied. */
 		CHECK_EQ_INT(r.other_chunks, 0);
 		CHECK_EQ_INT(st.malformed_records, 0);
-		CHECK_EQ_STR(st.plain_rung, "tracepoint");
+		CHECK_EQ_STR(st.plain_rung, rung);
+		capture__close(c);
+		c = NULL;
 	}
-	capture__close(c);
 	if (server > 0) {
 		kill(server, SIGTERM);
 		waitpid(server, NULL, 0);

@@ -202,7 +202,7 @@ TEST(every_truncation_rejected)
 TEST(short_and_unknown)
 {
 	struct tt_close_event ev;
-	uint16_t kinds[] = {0, 6, 99, 0xffff};
+	uint16_t kinds[] = {0, 8, 99, 0xffff}; /* 6, 7: TT_EV_IGNORE, TT_EV_SYNC */
 	size_t i;
 
 	reset();

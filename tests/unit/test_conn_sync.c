@@ -17,6 +17,7 @@
 
 struct seen {
 	int calls, whole, partial, wrong;
+	int partial_no_bytes; /* partial calls that do not say how many bytes they lost */
 	int whole_after[NCALLS]; /* calls reported whole, by index */
 };
 
@@ -28,6 +29,8 @@ static void on_call(void *ctx, const struct llm_call *c)
 	int k = atoi(c->request_model + 1);
 
 	seen.calls++;
+	if (c->partial && !c->lost_bytes)
+		seen.partial_no_bytes++;
 	if (c->partial || c->status_code != 200 || !c->response_id[0]) {
 		seen.partial++;
 		return;
@@ -144,6 +147,7 @@ static void run_lossy(int drop_pct, unsigned seed)
 	conn_table__on_close(s.t, &cl);
 	conn_table__stats(s.t, &st);
 	CHECK_EQ_INT(seen.wrong, 0);
+	CHECK_EQ_INT(seen.partial_no_bytes, 0);
 	CHECK_EQ_INT(st.open, 0);
 	/* Tracing recovered: every call after the loss stopped is reported whole. */
 	for (int k = NCALLS - 49; k < NCALLS; k++)
@@ -191,6 +195,8 @@ TEST(whole_exchange_lost_then_head_lost)
 		free(rs);
 	}
 	CHECK_EQ_INT(seen.wrong, 0);
+	CHECK_EQ_INT(seen.partial_no_bytes, 0);
+	CHECK(seen.partial >= 1); /* call 3, its response head lost */
 	CHECK(seen.whole_after[0] && seen.whole_after[1] && seen.whole_after[4] &&
 	      seen.whole_after[5]);
 	CHECK(!seen.whole_after[2] && !seen.whole_after[3]);

@@ -148,6 +148,24 @@ TEST(nul_byte)
 	CHECK_EQ_INT(bad, 0);
 }
 
+/* json-c judges "2-2" in one piece (bad) and in two ("2-", "2": fine) differently. */
+TEST(bad_number_every_split)
+{
+	static const char d[] = "{\"id\":\"a\",\"n\":2-2}\n{\"id\":\"b\"}\n";
+	struct jseq_stats st;
+	bool cut;
+	int bad = 0;
+	struct seen s;
+
+	for (size_t c = 0; c < sizeof(d); c++) {
+		s = run(d, sizeof(d) - 1, c, 0, &st, &cut);
+		bad += s.n != 1 || strcmp(s.ids[0], "b") || st.errors != 1;
+	}
+	s = run(d, sizeof(d) - 1, 0, 1, &st, &cut);
+	bad += s.n != 1 || st.errors != 1;
+	CHECK_EQ_INT(bad, 0);
+}
+
 TEST(cut_and_gap)
 {
 	struct jseq_stats st;
@@ -204,6 +222,7 @@ int main(void)
 	RUN(errors_resume_at_next_line);
 	RUN(object_then_slash);
 	RUN(nul_byte);
+	RUN(bad_number_every_split);
 	RUN(cut_and_gap);
 	RUN(oversized);
 	TT_DONE();
