@@ -76,10 +76,10 @@ struct {
 struct plain_call {
 	__u64 nr; /* syscall number: the exit must be this call's */
 	__u64 sk;
-	__u64 buf;    /* the buffer, or the struct iovec array when iov is set */
-	__u64 count;  /* its length, or the number of iovecs */
+	__u64 buf;   /* the buffer, or the struct iovec array when iov is set */
+	__u64 count; /* its length, or the number of iovecs */
 	__u64 start_ns;
-	__u32 dir;    /* enum tt_direction */
+	__u32 dir; /* enum tt_direction */
 	__u32 iov;
 };
 
@@ -135,24 +135,28 @@ struct plain_pattern {
  * Path endings (before any '?') of LLM API calls. "/completions" covers /v1/chat/completions,
  * /chat/completions, /v1/completions and Azure's /openai/deployments/{d}/chat/completions.
  */
+#define PATTERN(path, bedrock) {path, sizeof(path) - 1, bedrock}
+
+/* clang-format off */
 static const struct plain_pattern patterns[] = {
-    {"/completions", 12, 0},
-    {"/embeddings", 11, 0},
-    {"/responses", 10, 0},
-    {"/v1/messages", 12, 0},
-    {"/api/chat", 9, 0},
-    {"/api/generate", 13, 0},
-    {"/api/embed", 10, 0},
-    {"/api/embeddings", 15, 0},
-    {":generateContent", 16, 0},
-    {":streamGenerateContent", 22, 0},
-    {":embedContent", 13, 0},
-    {":batchEmbedContents", 19, 0},
-    {"/converse", 9, 1},
-    {"/converse-stream", 16, 1},
-    {"/invoke", 7, 1},
-    {"/invoke-with-response-stream", 28, 1},
+    PATTERN("/completions", 0),
+    PATTERN("/embeddings", 0),
+    PATTERN("/responses", 0),
+    PATTERN("/v1/messages", 0),
+    PATTERN("/api/chat", 0),
+    PATTERN("/api/generate", 0),
+    PATTERN("/api/embed", 0),
+    PATTERN("/api/embeddings", 0),
+    PATTERN(":generateContent", 0),
+    PATTERN(":streamGenerateContent", 0),
+    PATTERN(":embedContent", 0),
+    PATTERN(":batchEmbedContents", 0),
+    PATTERN("/converse", 1),
+    PATTERN("/converse-stream", 1),
+    PATTERN("/invoke", 1),
+    PATTERN("/invoke-with-response-stream", 1),
 };
+/* clang-format on */
 #define PLAIN_NPAT (sizeof(patterns) / sizeof(patterns[0]))
 
 static __always_inline void plain__count(__u32 counter)
@@ -534,8 +538,7 @@ static __always_inline int plain__exit(__u64 nr, __u64 sk, __u32 dir_done, long 
 		/* A peek leaves the bytes queued: the next read delivers them. */                 \
 		if ((flags_arg) && (ctx->args[flags_arg] & MSG_PEEK))                              \
 			return 0;                                                                  \
-		return plain__enter(ctx->id, ctx->args[0], dir, kind, ctx->args[1],              \
-				    ctx->args[2]);                                                 \
+		return plain__enter(ctx->id, ctx->args[0], dir, kind, ctx->args[1], ctx->args[2]); \
 	}                                                                                          \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int tp_plain_exit_##name(struct trace_event_raw_sys_exit *ctx)                             \

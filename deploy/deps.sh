@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
   libcurl4-openssl-dev libssl-dev libjson-c-dev pkg-config make libmicrohttpd-dev
   libncurses-dev libjs-chart.js libnghttp2-dev libbrotli-dev libzstd-dev"
-TEST_PKGS="curl openssl python3 nodejs npm libclang-rt-14-dev prometheus tmux chromium libcap2-bin"
+TEST_PKGS="curl openssl python3 nodejs npm libclang-rt-14-dev prometheus tmux chromium libcap2-bin libcurl3-gnutls"
 
 missing=()
 for p in $BUILD_PKGS ${TOKENTAP_TEST_DEPS:+$TEST_PKGS}; do

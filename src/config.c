@@ -129,7 +129,7 @@ static const struct config_option config_options[] = {
 	  "decode at most BYTES of a gzip/br/zstd body; past it the\n"
 	  "call is marked partial (default 64 MiB)" },
 	{ "request-timeout", 0, CFG_SECONDS, OFF(request_timeout_ns), 86400, "SEC",
-	  "report a call with no response after SEC (default 600)" },
+	  "report a call with no response, or a response\nsilent, after SEC (default 600)" },
 	{ "idle-timeout", 0, CFG_SECONDS, OFF(idle_timeout_ns), 86400, "SEC",
 	  "forget a quiet connection after SEC (default 900)" },
 	{ "sock-rung", 0, CFG_STR, OFF(sock_rung), 0, "NAME",

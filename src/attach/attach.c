@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Discovery and attachment of the TLS probes (OpenSSL, GnuTLS). Every file is examined once per identity
- * (device, inode, size, mtime: a deleted file's inode number can come back as a new file) and the
- * verdict is remembered, so the exec storm of a busy host costs a stat() per mapped file.
+ * Discovery and attachment of the TLS probes (OpenSSL, GnuTLS). Every file is examined once per
+ * identity (device, inode, size, mtime: a deleted file's inode number can come back as a new file)
+ * and the verdict is remembered, so the exec storm of a busy host costs a stat() per mapped file.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -24,8 +24,10 @@
 #define ATTACH_SEEN_MIN 256
 
 static const char *const fn_names[ATTACH_FN__COUNT] = {
-    [ATTACH_FN_SSL_WRITE] = "SSL_write",       [ATTACH_FN_SSL_READ] = "SSL_read",
-    [ATTACH_FN_SSL_WRITE_EX] = "SSL_write_ex", [ATTACH_FN_SSL_READ_EX] = "SSL_read_ex",
+    [ATTACH_FN_SSL_WRITE] = "SSL_write",
+    [ATTACH_FN_SSL_READ] = "SSL_read",
+    [ATTACH_FN_SSL_WRITE_EX] = "SSL_write_ex",
+    [ATTACH_FN_SSL_READ_EX] = "SSL_read_ex",
     [ATTACH_FN_SSL_FREE] = "SSL_free",
     [ATTACH_FN_GNUTLS_SEND] = "gnutls_record_send",
     [ATTACH_FN_GNUTLS_RECV] = "gnutls_record_recv",

@@ -273,8 +273,9 @@ static int capture__pick_rung(struct capture *c, const struct capture_opts *opts
 	if (err && err != -ENOENT && !opts->no_plain && !(err == -EPERM && geteuid() != 0)) {
 		err = capture__ladder(c, opts, false, tried, sizeof(tried));
 		if (!err)
-			fprintf(stderr, "tokentap: plain HTTP capture off: its programs do not load "
-					"on this kernel\n");
+			fprintf(stderr,
+				"tokentap: plain HTTP capture off: its programs do not load "
+				"on this kernel\n");
 	} else if (!err && !opts->no_plain) {
 		c->plain_rung = PLAIN_RUNG;
 	}
@@ -344,9 +345,10 @@ static int capture__attach_tls(struct capture *c)
 		return -ENOMEM;
 	if (attach__scan_all(c->attach) > 0)
 		return 0;
-	fprintf(stderr, "tokentap: no OpenSSL or GnuTLS found (no libssl.so.3/1.1 or libgnutls.so.30 "
-			"in the standard places and no running process maps a file with "
-			"SSL_write/SSL_read or gnutls_record_send/recv)%s\n",
+	fprintf(stderr,
+		"tokentap: no OpenSSL or GnuTLS found (no libssl.so.3/1.1 or libgnutls.so.30 "
+		"in the standard places and no running process maps a file with "
+		"SSL_write/SSL_read or gnutls_record_send/recv)%s\n",
 		c->plain_rung ? ": capturing plain HTTP only" : "");
 	return c->plain_rung ? 0 : -ENOENT;
 }

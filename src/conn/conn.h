@@ -15,7 +15,8 @@
 
 struct conn_opts {
 	uint64_t idle_timeout_ns;    /* evict a connection quiet for this long (0 = 15 min) */
-	uint64_t request_timeout_ns; /* a request without a response ends after this (0 = 10 min) */
+	uint64_t request_timeout_ns; /* a request without a response, or a response silent this
+				      * long, ends (0 = 10 min) */
 	uint32_t max_conns;          /* tracked connections at most (0 = 65536) */
 };
 

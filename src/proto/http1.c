@@ -1200,13 +1200,22 @@ void http1__close(struct http1 *p, uint64_t ts_ns)
 		h1_stop(p, HTTP_ABORT_CONN_CLOSED, ts_ns, 0);
 }
 
+/*
+ * A request without a response, or a response that has sent nothing for timeout_ns (one that
+ * never ends), ends with HTTP_ABORT_TIMEOUT. The aborted exchange stays in the queue as dead:
+ * if its response goes on after all, framing swallows it.
+ */
 void http1__expire(struct http1 *p, uint64_t now_ns, uint64_t timeout_ns)
 {
+	const struct h1_dir *rd = &p->dir[!h1_req_dir(p)];
+
 	for (unsigned k = 0; k < p->q_len; k++) {
 		struct h1_ex *ex = h1_at(p, k);
+		uint64_t since = ex->ts;
 
-		if (ex->kind == EX_LIVE && !ex->resp_started && now_ns >= ex->ts &&
-		    now_ns - ex->ts >= timeout_ns)
+		if (ex->resp_started)
+			since = rd->ex_id == ex->id && rd->call_end > ex->ts ? rd->call_end : ex->ts;
+		if (ex->kind == EX_LIVE && now_ns >= since && now_ns - since >= timeout_ns)
 			h1_abort(p, ex, HTTP_ABORT_TIMEOUT, now_ns);
 	}
 }

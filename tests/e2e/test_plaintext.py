@@ -270,6 +270,8 @@ class TestPlainNotLLM(PlainCase):
         self.assertEqual(self.spans_of({c["pid"] for c in calls}), [])
         st = stats_line(self.tt)
         self.assertIn(st.get("plain_rung"), ("sock_length", "sys_exit"))
+        # Host-wide counters: another plain LLM client running at the same time (a second test
+        # run) would show here too.
         self.assertEqual(st.get("plain_records"), 0)
         self.assertEqual(st.get("plain_bytes"), 0)
         self.assertEqual(st.get("plain_socks_llm"), 0)

@@ -73,24 +73,35 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+class Tokentap(h.Tokentap):
+    """test_e2e's Tokentap, with variables added to its environment (it drops OTEL_* ones)."""
+
+    def __init__(self, work, args, env=None):
+        super().__init__(work, args)
+        self.extra_env = env or {}
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(self.extra_env)
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = h.spawn([h.TOKENTAP, *self.args], stdout=out, stderr=err, env=env,
+                                cwd=h.REPO)
+        deadline = time.monotonic() + h.READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if b"tokentap: ready" in self.err_path.read_bytes():
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tokentap exited with {self.proc.returncode}: "
+                                     f"{h.tail(self.err_path)}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"tokentap not ready: {h.tail(self.err_path)}")
+
+
 def start_tokentap(work, name, args, env=None):
     d = work / name
     d.mkdir(parents=True, exist_ok=True)
-    tt = h.Tokentap(d, ["--format", "json", "--control-socket", "", *args])
-    if env:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            tt.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    else:
-        tt.start()
-    return tt
+    return Tokentap(d, ["--format", "json", "--control-socket", "", *args], env).start()
 
 
 def stop_tokentap(tc, tt, sig=signal.SIGINT, deadline=20):
@@ -295,8 +306,11 @@ class TestCollector(unittest.TestCase):
             st, _ = stop_tokentap(self, tt)
         finally:
             rx.close()
-        self.assertEqual(num(st, "otlp_dropped"), 0, st)
-        self.assertEqual(num(st, "otlp_exported"), len(tt.spans), st)
+        # Nothing dropped while the queue held everything (other traffic on the host counts
+        # too: past the bound of 8192 spans, drops are right).
+        if len(tt.spans) <= 8192:
+            self.assertEqual(num(st, "otlp_dropped"), 0, st)
+            self.assertEqual(num(st, "otlp_exported"), len(tt.spans), st)
         self.assertEqual([r.get("status") for r in rx.requests()][:3], [status, status, 200])
 
     def test_503_with_retry_after(self):
@@ -319,8 +333,9 @@ class TestCollector(unittest.TestCase):
         finally:
             if rx:
                 rx.close()
-        self.assertEqual(num(st, "otlp_dropped"), 0, st)
-        self.assertGreater(num(st, "otlp_exported"), 0, st)
+        if len(tt.spans) <= 8192:
+            self.assertEqual(num(st, "otlp_dropped"), 0, st)
+        self.assertGreaterEqual(num(st, "otlp_exported"), len(ids), st)
 
     def test_queue_bound_and_sigterm_deadline(self):
         rx = Receiver(self.work, "rbound", 0, "--fail-first", "1000000", "--fail-status", "503")
@@ -357,7 +372,8 @@ class TestCollector(unittest.TestCase):
         finally:
             rx.close()
         self.assertLess(took, 5)
-        self.assertEqual(num(st, "otlp_dropped"), 0, st)
+        if len(tt.spans) <= 8192:
+            self.assertEqual(num(st, "otlp_dropped"), 0, st)
 
 
 # ---- faults of the traced connection -----------------------------------------------------------

@@ -929,6 +929,53 @@ static void plain_curl(struct capture *c, struct rec *r, const struct fixture *f
 	CHECK(after.plain_bytes > f->body_len + PLAIN_RESP_PAD);
 }
 
+/* The kernel's judge of request paths, one curl POST (a new socket) per path. */
+static void plain_paths(struct capture *c, struct rec *r, const struct fixture *f, int port,
+			const char *curl)
+{
+	static const struct {
+		const char *path;
+		bool llm;
+	} paths[] = {
+	    {"/v1/chat/completions", true},
+	    {"/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", true},
+	    {"/v1/completions", true},
+	    {"/v1/embeddings", true},
+	    {"/v1/responses", true},
+	    {"/anthropic/v1/messages", true},
+	    {"/api/generate", true},
+	    {"/api/embed", true},
+	    {"/v1beta/models/gemini-2.0-flash:generateContent", true},
+	    {"/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", true},
+	    {"/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse", true},
+	    {"/model/meta.llama3-8b-instruct-v1%3A0/converse-stream", true},
+	    {"/v1/models", false},
+	    {"/v1/chat/completions/abc", false},
+	    {"/v1/messages/batches", false},
+	    {"/converse", false}, /* Bedrock's endings count only under /model/ */
+	    {"/api/chatroom", false},
+	    {"/health?next=/v1/chat/completions", false},
+	};
+	char url[256];
+	char *argv[] = {(char *)curl, "-s", "--max-time", "10", "-o", "/dev/null", "-d", "{}",
+			url, NULL};
+	struct capture_stats before, after;
+	size_t i;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, paths[i].path);
+		capture__stats(c, &before);
+		CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
+		capture__stats(c, &after);
+		if (after.plain_socks_llm - before.plain_socks_llm != paths[i].llm)
+			fprintf(stderr, "  path %s: judged %s\n", paths[i].path,
+				paths[i].llm ? "not LLM" : "LLM");
+		CHECK_EQ_INT(after.plain_socks_llm - before.plain_socks_llm, paths[i].llm);
+		CHECK_EQ_INT(after.plain_socks_other - before.plain_socks_other, !paths[i].llm);
+		CHECK_EQ_INT(count_kind(r, TT_EV_DATA) > 0, paths[i].llm);
+	}
+}
+
 /* One keep-alive connection: GET /v1/models first (not copied), then POST /api/chat. The
  * stream starts at the POST; python sends headers and body in separate calls. */
 static void plain_python(struct capture *c, struct rec *r, const struct fixture *f, int port,
@@ -1012,6 +1059,8 @@ TEST(live_plain_capture)
 		if (!c)
 			break;
 		plain_curl(c, &r, &f, port, have_curl);
+		if (i == 0)
+			plain_paths(c, &r, &f, port, have_curl);
 		plain_python(c, &r, &f, port, have_py);
 		plain_node(c, &r, &f, port, have_node);
 		capture__stats(c, &st);

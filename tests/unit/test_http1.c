@@ -957,7 +957,7 @@ TEST(close_and_expire)
 		W("GET /a HTTP/1.1\r\n\r\n"), W("GET /b HTTP/1.1\r\n\r\n"), EXPIRE(5150, 5000),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"), EXPIRE(5160, 100000),
 		R("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"), CLOSE);
-	/* A response that has started is not expired. */
+	/* A response that has started expires only after the timeout passes without a byte. */
 	FIXTURE("expire-started", CLIENT,
 		"req#1 GET /a 1.1 {} @100\n"
 		"end#1 req @150\n"
@@ -965,6 +965,16 @@ TEST(close_and_expire)
 		"body#1 resp \"abcd\" @250-450\n"
 		"end#1 resp @450\n"
 		"stats r=1 s=1 pe=0 g=0 rs=0 a=0 o=0\n",
+		W("GET /a HTTP/1.1\r\n\r\n"), R("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"),
+		EXPIRE(300, 100), R("cd"), CLOSE);
+	/* One that never ends: silent for the timeout, it is aborted; what follows is swallowed. */
+	FIXTURE("expire-quiet-response", CLIENT,
+		"req#1 GET /a 1.1 {} @100\n"
+		"end#1 req @150\n"
+		"resp#1 200 {Content-Length=4} @250\n"
+		"body#1 resp \"ab\" @250\n"
+		"abort#1 timeout @100000\n"
+		"stats r=1 s=1 pe=0 g=0 rs=0 a=1 o=0\n",
 		W("GET /a HTTP/1.1\r\n\r\n"), R("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"),
 		EXPIRE(100000, 10), R("cd"), CLOSE);
 }
