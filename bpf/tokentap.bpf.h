@@ -179,11 +179,13 @@ static __always_inline __u64 ringbuf__flags(__u64 size)
 
 /*
  * Control records are small and fixed; a lost one is counted, never silent. An exec wakes the
- * reader at once: it must attach to the new image before that makes its first TLS call.
+ * reader at once (forced: records before it may be unread, and an adaptive wakeup is skipped
+ * then): it must attach to the new image, and read the process's facts, before it is gone.
  */
 static __always_inline void control__emit(void *rec, __u64 size)
 {
-	__u64 flags = ((struct tt_event_hdr *)rec)->kind == TT_EV_EXEC ? 0 : ringbuf__flags(size);
+	__u64 flags = ((struct tt_event_hdr *)rec)->kind == TT_EV_EXEC ? BPF_RB_FORCE_WAKEUP
+									: ringbuf__flags(size);
 
 	if (bpf_ringbuf_output(&events, rec, size, flags))
 		drop__count(TT_DROP_CONTROL_RECORDS, 1);

@@ -476,6 +476,11 @@ void config__usage(FILE *out)
 		snprintf(lhs, sizeof(lhs), "%c%c%s --%s%s%s", o->short_name ? '-' : ' ',
 			 o->short_name ? o->short_name : ' ', o->short_name ? "," : " ", o->name,
 			 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		/* A name too long for its column gets a line of its own. */
+		if (strlen(lhs) >= 29) {
+			fprintf(out, "  %s\n", lhs);
+			lhs[0] = '\0';
+		}
 		while ((nl = strchr(h, '\n'))) {
 			fprintf(out, "  %-29s%.*s\n", lhs, (int)(nl - h), h);
 			lhs[0] = '\0';

@@ -473,6 +473,10 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		fprintf(stderr, " %s_exported=%llu %s_dropped=%llu", p->exporters[i]->ops->name,
 			(unsigned long long)es.exported, p->exporters[i]->ops->name,
 			(unsigned long long)es.dropped);
+		/* At exit: what the flush deadline left unsent (dropped when the exporter stops). */
+		if (es.queued)
+			fprintf(stderr, " %s_unsent=%llu", p->exporters[i]->ops->name,
+				(unsigned long long)es.queued);
 	}
 	fputc('\n', stderr);
 }
@@ -523,18 +527,23 @@ static void pipeline__close(struct pipeline *p, const struct config *cfg)
 {
 	struct capture_stats cs = {};
 	bool was_running = p->capture != NULL;
+	/* One deadline for the whole flush, however many exporters share it. */
+	uint64_t until = now_mono_ns() + (uint64_t)cfg->flush_deadline_ms * 1000000ull;
 
 	if (p->capture) {
 		capture__stats(p->capture, &cs);
 		capture__close(p->capture);
 	}
 	for (int i = 0; i < p->n_exporters; i++) {
+		uint64_t now = now_mono_ns();
+
 		if (!p->exporters[i])
 			continue;
 		/* The last OTLP metrics push carries the totals after the flushes before it. */
 		if (p->metrics && was_running)
 			pipeline__publish_metrics(p, &cs);
-		p->exporters[i]->ops->flush(p->exporters[i], cfg->flush_deadline_ms);
+		p->exporters[i]->ops->flush(p->exporters[i],
+					    now < until ? (int)((until - now) / 1000000ull) : 0);
 	}
 	if (was_running)
 		pipeline__print_stats(p, &cs);

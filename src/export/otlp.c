@@ -144,7 +144,8 @@ static void otlp__export(struct exporter *e, const struct span *s)
 	else
 		oe->head = it;
 	oe->tail = it;
-	if (++oe->n_queued >= (size_t)oe->batch_max)
+	/* The first span starts the sender's batch_delay_ms wait; a full batch ends it. */
+	if (++oe->n_queued >= (size_t)oe->batch_max || oe->n_queued == 1)
 		pthread_cond_signal(&oe->wake);
 	pthread_mutex_unlock(&oe->mu);
 }

@@ -354,8 +354,9 @@ class TestCollector(unittest.TestCase):
         # The flush deadline is 5 s: the sender gives up then, and the exit follows.
         self.assertLess(took, 8, f"exit took {took:.1f} s")
         self.assertEqual(num(st, "otlp_exported"), 0, st)
-        # Every span is accounted for: dropped at the bound, or at the deadline.
-        self.assertEqual(num(st, "otlp_dropped"), len(tt.spans), st)
+        # Every span is accounted for: dropped at the bound, or left unsent at the deadline.
+        self.assertEqual(num(st, "otlp_dropped") + num(st, "otlp_unsent"), len(tt.spans), st)
+        self.assertGreater(num(st, "otlp_dropped"), 0, st)
         self.assertEqual(rx.spans(), [])
 
     def test_sigterm_flushes_what_is_queued(self):
@@ -471,7 +472,9 @@ class TestAdversarial(unittest.TestCase):
     afterwards is traced whole."""
 
     N_CONNS = int(os.environ.get("TOKENTAP_E2E_ABANDONED", "10000"))
-    RSS_BOUND_KIB = 256 * 1024
+    # AddressSanitizer's redzones and quarantine multiply what the same state takes.
+    ASAN = h.TOKENTAP.exists() and b"__asan_init" in h.TOKENTAP.read_bytes()
+    RSS_BOUND_KIB = (1024 if ASAN else 256) * 1024
 
     @classmethod
     def setUpClass(cls):
@@ -538,6 +541,8 @@ class TestAdversarial(unittest.TestCase):
         time.sleep(1)
 
     def test_memory_stays_bounded(self):
+        print(f"reliability: tokentap RSS peak {self.peak} KiB, start {self.rss_start} KiB, "
+              f"{self.res}", file=sys.stderr)
         self.assertLess(self.peak, self.RSS_BOUND_KIB,
                         f"peak RSS {self.peak} KiB (start {self.rss_start} KiB, {self.res})")
 

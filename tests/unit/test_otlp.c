@@ -565,6 +565,26 @@ TEST(batching_and_delay)
 	mock__stop(&m);
 }
 
+/* Fewer spans than a batch: they go once batch_delay_ms has passed, not at the next flush. */
+TEST(lone_span_goes_after_the_delay)
+{
+	struct mock m = { 0 };
+	struct otlp_opts o = { .batch_delay_ms = 50 };
+	struct export_stats st;
+	struct exporter *e;
+
+	mock__start(&m);
+	e = exporter_for(&m, &o);
+	export_spans(e, 0, 1);
+	for (int i = 0; i < 100 && mock__count(&m) < 1; i++)
+		usleep(20 * 1000);
+	e->ops->stats(e, &st);
+	CHECK_EQ_INT(mock__count(&m), 1);
+	CHECK_EQ_INT(st.exported, 1);
+	e->ops->destroy(e);
+	mock__stop(&m);
+}
+
 static void run_refused(void *arg)
 {
 	struct export_stats *st = arg;
@@ -673,6 +693,7 @@ int main(void)
 	RUN(no_retry_on_400);
 	RUN(partial_success_counts_rejected);
 	RUN(batching_and_delay);
+	RUN(lone_span_goes_after_the_delay);
 	RUN(connection_refused_retries_then_drops);
 	RUN(queue_bound_drops_newest);
 	RUN(bad_options);
