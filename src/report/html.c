@@ -13,6 +13,7 @@
 
 #include "report/report.h"
 #include "top/agg.h"
+#include "util/jsonget.h"
 
 #define SERIES_MAX 8 /* per chart; the rest is summed as "(other)" */
 #define BUCKETS_MAX 60
@@ -458,18 +459,12 @@ out:
 	return err;
 }
 
-static json_object *obj__get(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
+/* Strings for the page: absent or empty is "" (escaped as nothing). */
 static const char *obj__str(json_object *o, const char *key)
 {
-	json_object *v = obj__get(o, key);
+	const char *s = jsonget__str(o, key);
 
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+	return s ? s : "";
 }
 
 /* Every key and value of an object, escaped, as a definition list. */
@@ -492,9 +487,9 @@ static void write_attrs(FILE *out, json_object *o)
 static void write_kept_row(FILE *out, const struct rkept *k)
 {
 	json_object *o = json_tokener_parse(k->line);
-	json_object *at = obj__get(o, "attributes"), *res = obj__get(o, "resource");
-	json_object *st = obj__get(o, "start_time_unix_nano"), *en = obj__get(o, "end_time_unix_nano");
-	json_object *cost = obj__get(at, "tokentap.cost.usd");
+	json_object *at = jsonget__obj(o, "attributes"), *res = jsonget__obj(o, "resource");
+	json_object *st = jsonget__obj(o, "start_time_unix_nano"), *en = jsonget__obj(o, "end_time_unix_nano");
+	json_object *cost = jsonget__obj(at, "tokentap.cost.usd");
 	uint64_t s = json_object_get_uint64(st), e = json_object_get_uint64(en);
 
 	fprintf(out, "<tr><td>%llu</td><td>", (unsigned long long)k->line_no);
@@ -506,8 +501,8 @@ static void write_kept_row(FILE *out, const struct rkept *k)
 	fputs("</td><td>", out);
 	put_dur(out, e >= s ? (double)(e - s) / 1e9 : NAN);
 	fprintf(out, "</td><td>%lld / %lld</td><td>",
-		(long long)json_object_get_int64(obj__get(at, "gen_ai.usage.input_tokens")),
-		(long long)json_object_get_int64(obj__get(at, "gen_ai.usage.output_tokens")));
+		(long long)json_object_get_int64(jsonget__obj(at, "gen_ai.usage.input_tokens")),
+		(long long)json_object_get_int64(jsonget__obj(at, "gen_ai.usage.output_tokens")));
 	put_usd(out, cost ? json_object_get_double(cost) : NAN);
 	fputs("</td><td>", out);
 	html__escape(out, obj__str(at, "error.type")[0] ? obj__str(at, "error.type") : "ok");

@@ -11,31 +11,7 @@
 #include <string.h>
 
 #include "report/report.h"
-
-static json_object *obj__get(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *obj__str(json_object *o, const char *key)
-{
-	json_object *v = obj__get(o, key);
-	const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-
-	return s && *s ? s : NULL;
-}
-
-static bool obj__num(json_object *o, const char *key, double *out)
-{
-	json_object *v = obj__get(o, key);
-
-	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-		return false;
-	*out = json_object_get_double(v);
-	return isfinite(*out);
-}
+#include "util/jsonget.h"
 
 /* ---- interned strings -------------------------------------------------------------------- */
 
@@ -187,16 +163,16 @@ static int report__bad(struct report *r, const char *why)
 
 static int call__strings(struct report *r, struct rcall *c, json_object *o)
 {
-	json_object *at = obj__get(o, "attributes"), *res = obj__get(o, "resource");
-	const char *model = obj__str(at, "gen_ai.request.model");
-	const char *et = obj__str(at, "error.type");
+	json_object *at = jsonget__obj(o, "attributes"), *res = jsonget__obj(o, "resource");
+	const char *model = jsonget__str(at, "gen_ai.request.model");
+	const char *et = jsonget__str(at, "error.type");
 	const char *v[REPORT_DIM_N + 2] = {
-		[REPORT_DIM_TENANT] = obj__str(at, "tokentap.tenant") ?: "(none)",
-		[REPORT_DIM_MODEL] = model ?: obj__str(at, "gen_ai.response.model") ?: "(unknown)",
-		[REPORT_DIM_PROVIDER] = obj__str(at, "gen_ai.provider.name") ?: "(unknown)",
+		[REPORT_DIM_TENANT] = jsonget__str(at, "tokentap.tenant") ?: "(none)",
+		[REPORT_DIM_MODEL] = model ?: jsonget__str(at, "gen_ai.response.model") ?: "(unknown)",
+		[REPORT_DIM_PROVIDER] = jsonget__str(at, "gen_ai.provider.name") ?: "(unknown)",
 		[REPORT_DIM_N] = et ? et : c->error ? "(error status)" : "",
-		[REPORT_DIM_N + 1] = obj__str(res, "process.executable.name") ?:
-					     obj__str(res, "service.name") ?: "?",
+		[REPORT_DIM_N + 1] = jsonget__str(res, "process.executable.name") ?:
+					     jsonget__str(res, "service.name") ?: "?",
 	};
 	int64_t id[REPORT_DIM_N + 2];
 
@@ -215,9 +191,9 @@ static int call__strings(struct report *r, struct rcall *c, json_object *o)
 /* Fills c from a parsed span; a reason string when it is not one. */
 static const char *call__from_json(struct rcall *c, json_object *o)
 {
-	json_object *at = obj__get(o, "attributes"), *st = obj__get(o, "status");
-	json_object *s = obj__get(o, "start_time_unix_nano"), *e = obj__get(o, "end_time_unix_nano");
-	const char *code = obj__str(st, "code");
+	json_object *at = jsonget__obj(o, "attributes"), *st = jsonget__obj(o, "status");
+	json_object *s = jsonget__obj(o, "start_time_unix_nano"), *e = jsonget__obj(o, "end_time_unix_nano");
+	const char *code = jsonget__str(st, "code");
 	double v;
 
 	if (!json_object_is_type(at, json_type_object))
@@ -230,13 +206,13 @@ static const char *call__from_json(struct rcall *c, json_object *o)
 	if (c->end_ns < c->start_ns)
 		return "ends before it starts";
 	c->lat_s = (double)(c->end_ns - c->start_ns) / 1e9;
-	if (obj__num(at, "gen_ai.response.time_to_first_chunk", &v) && v >= 0)
+	if (jsonget__num(at, "gen_ai.response.time_to_first_chunk", &v) && v >= 0)
 		c->ttfc_s = v;
-	if (obj__num(at, "tokentap.cost.usd", &v) && v >= 0)
+	if (jsonget__num(at, "tokentap.cost.usd", &v) && v >= 0)
 		c->cost = v;
-	c->in = obj__num(at, "gen_ai.usage.input_tokens", &v) && v > 0 ? (int64_t)v : 0;
-	c->out = obj__num(at, "gen_ai.usage.output_tokens", &v) && v > 0 ? (int64_t)v : 0;
-	c->error = (code && !strcmp(code, "error")) || obj__get(at, "error.type");
+	c->in = jsonget__num(at, "gen_ai.usage.input_tokens", &v) && v > 0 ? (int64_t)v : 0;
+	c->out = jsonget__num(at, "gen_ai.usage.output_tokens", &v) && v > 0 ? (int64_t)v : 0;
+	c->error = (code && !strcmp(code, "error")) || jsonget__obj(at, "error.type");
 	return NULL;
 }
 
@@ -306,7 +282,7 @@ int report__add_line(struct report *r, const char *line, size_t n)
 		why = "bytes after the JSON value";
 	else if (o && !json_object_is_type(o, json_type_object))
 		why = "not a JSON object";
-	else if (o && obj__get(o, "type"))
+	else if (o && jsonget__obj(o, "type"))
 		why = "not a span (a stats line?)";
 	else if (o)
 		why = call__from_json(&c, o);

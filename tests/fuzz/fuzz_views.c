@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// FUZZ_SOURCES: src/top/agg.c src/top/line.c src/report/model.c src/report/html.c src/report/escape.c src/export/utf8.c
+// FUZZ_SOURCES: src/top/agg.c src/top/line.c src/report/model.c src/report/html.c src/report/escape.c src/export/utf8.c src/util/jsonget.c
 // FUZZ_LIBS: -ljson-c
 /*
  * The views' input: lines as the control socket or a recorded spans file hold them, from the
