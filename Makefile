@@ -40,7 +40,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .SECONDARY:
-.PHONY: all deps run test test-unit test-e2e test-asan fuzz fuzz-smoke bench vmlinux clean fmt
+.PHONY: all deps run test test-unit test-e2e test-asan fuzz fuzz-smoke bench vmlinux clean fmt soak test-unit-asan
 all: $(BUILD)/tokentap
 
 # ---- dependencies (Debian packages, npm for the tests) --------------------------------------
@@ -107,13 +107,20 @@ test: deps all $(UNIT_BINS)
 test-e2e: all
 	@tests/e2e/run.sh
 
-# Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Unit tests and the e2e suites again under AddressSanitizer + UndefinedBehaviorSanitizer
+# (tests/run-asan.sh; E2E_ASAN=0 for the unit tests alone).
 test-asan:
 	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		OPT="-O1 -g" build/asan/tokentap test-unit-asan
 
 test-unit-asan: $(UNIT_BINS)
-	@ASAN_OPTIONS=detect_leaks=1 tests/run-unit.sh $(UNIT_BINS)
+	@BUILD=$(BUILD) tests/run-asan.sh
+
+# Mixed traffic for DURATION (90s, 10m, 2h) with memory sampled; reports loss and flatness.
+DURATION ?= 10m
+soak: all
+	@python3 tests/bench/soak.py --tokentap $(BUILD)/tokentap --duration $(DURATION) \
+		--out $(BUILD)/soak/report.json
 
 # libFuzzer targets: `make fuzz FUZZ_SECONDS=600` runs each for that long; fuzz-smoke is short.
 FUZZ_SECONDS ?= 60

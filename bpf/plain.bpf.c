@@ -18,10 +18,10 @@
  * by what really moved). Two rungs for the end, picked by user space at attach:
  *   sock_length  sock:sock_{send,recv}_length (Linux 6.3+): fire for socket I/O only, so file
  *                and pipe syscalls pay nothing at exit
- *   sys_exit     syscalls/sys_exit_*: always there conn_id is the struct sock *, source
- * TT_SRC_PLAINTEXT; the 5-tuple goes out as TT_EV_SOCK when the verdict is made, and
- * sock:inet_sock_set_state(TCP_CLOSE) closes the connection. Not seen: sendfile, splice,
- * sendmmsg/recvmmsg and io_uring.
+ *   sys_exit     syscalls/sys_exit_*: always there
+ * conn_id is the struct sock *, source TT_SRC_PLAINTEXT; the 5-tuple goes out as TT_EV_SOCK when
+ * the verdict is made, and sock:inet_sock_set_state(TCP_CLOSE) closes the connection. Not seen:
+ * sendfile, splice, sendmmsg/recvmmsg and io_uring.
  */
 #include "tokentap.bpf.h"
 
@@ -135,9 +135,9 @@ struct plain_pattern {
  * Path endings (before any '?') of LLM API calls. "/completions" covers /v1/chat/completions,
  * /chat/completions, /v1/completions and Azure's /openai/deployments/{d}/chat/completions.
  */
+/* clang-format off */
 #define PATTERN(path, bedrock) {path, sizeof(path) - 1, bedrock}
 
-/* clang-format off */
 static const struct plain_pattern patterns[] = {
     PATTERN("/completions", 0),
     PATTERN("/embeddings", 0),

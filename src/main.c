@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -622,6 +623,9 @@ int main(int argc, char **argv)
 	/* Attached: from here on only what attaching to new executables needs. */
 	if (!cfg.keep_caps)
 		privs__drop_after_attach(cfg.verbose);
+	/* Scanning every process's executables and libraries left freed heap behind: give it back,
+	 * so an idle agent's resident memory is what it holds. */
+	malloc_trim(0);
 	fprintf(stderr, "tokentap: ready\n");
 	pipeline__run(&p, &cfg);
 	pipeline__close(&p, &cfg);

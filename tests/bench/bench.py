@@ -95,7 +95,7 @@ def foreign_tracers(mine):
         return set()
 
 
-def clean_sample(fn, mine, tries=8):
+def clean_sample(fn, mine, tries=3):
     """fn() run while no other tracer is attached, retried a few times; (result, clean)."""
     for i in range(tries):
         before = foreign_tracers(mine)
@@ -105,6 +105,26 @@ def clean_sample(fn, mine, tries=8):
             return r, True
         time.sleep(1 + i)
     return r, False
+
+
+def bpf_progs():
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
+    return json.loads(out or "[]")
+
+
+def bpf_prog_ns(ids):
+    """Run count and run time (ns) summed over the BPF programs of these ids (needs
+    kernel.bpf_stats_enabled=1)."""
+    cnt = ns = 0
+    for p in bpf_progs():
+        if p["id"] in ids:
+            cnt += p.get("run_cnt", 0)
+            ns += p.get("run_time_ns", 0)
+    return cnt, ns
+
+
+def bpf_stats(on):
+    Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1" if on else "0")
 
 
 def libssl():
@@ -192,6 +212,7 @@ class Tokentap:
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu)] + cmd
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        before = {p["id"] for p in bpf_progs()}
         self.t0 = time.monotonic()
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
             self.proc = spawn(cmd, stdout=o, stderr=e, env=env)
@@ -202,6 +223,8 @@ class Tokentap:
             time.sleep(0.01)
         self.ready_s = time.monotonic() - self.t0
         self.pid = self.proc.pid
+        # Its programs: those loaded meanwhile (another tracer starting now would count too).
+        self.prog_ids = {p["id"] for p in bpf_progs()} - before
         self.stats = None
 
     def close(self):
@@ -234,6 +257,7 @@ def bench_cost(a, tools, work, lib):
     iters = {2048: 2000 if a.quick else 4000, 65536: 500 if a.quick else 1500}
     reps = 2 if a.quick else 3
     server = Server(tools, work, cpu=1)
+    bpf_stats(True)
     samples = {}  # (mode, kind, resp) -> list of runs
     tt_spans, tt_losses, unclean = {}, [], 0
     try:
@@ -248,10 +272,13 @@ def bench_cost(a, tools, work, lib):
                 try:
                     for kind, resp in shapes:
                         def one():
-                            c0 = cpu_s(probe.pid) if mode == "tokentap" else 0
+                            tt = mode == "tokentap"
+                            c0 = cpu_s(probe.pid) if tt else 0
+                            b0 = bpf_prog_ns(probe.prog_ids)[1] if tt else 0
                             r = client(tools, server.port, kind, resp, iters=iters[resp], cpu=1)[0]
                             r["server"] = server.last()
-                            r["tt_cpu_s"] = cpu_s(probe.pid) - c0 if mode == "tokentap" else 0
+                            r["tt_cpu_s"] = cpu_s(probe.pid) - c0 if tt else 0
+                            r["bpf_ns"] = bpf_prog_ns(probe.prog_ids)[1] - b0 if tt else 0
                             return r
                         r, clean = clean_sample(one, mine)
                         unclean += not clean
@@ -270,6 +297,7 @@ def bench_cost(a, tools, work, lib):
                         tt_spans.setdefault((kind, resp), []).append((spans.get(r["pid"], 0), want))
                     tt_losses.append({k: probe.stat(k) for k in ("lost_records", "lost_bytes")})
     finally:
+        bpf_stats(False)
         server.close()
     rows = []
     for kind, resp in shapes:
@@ -280,6 +308,9 @@ def bench_cost(a, tools, work, lib):
         wall = {m: med(m, "us_p50") for m in ("bare", "floor", "tokentap")}
         tt_calls = sum(s["rts"] * s["calls_per_rt"] for s in samples[("tokentap", kind, resp)])
         tt_cpu = sum(s["tt_cpu_s"] for s in samples[("tokentap", kind, resp)]) * 1e6 / tt_calls
+        # Every tokentap program that ran (uprobes, and the syscall tracepoints, which also run
+        # for the rest of the host): exact, whatever else the machine does.
+        tt_bpf = sum(s["bpf_ns"] for s in samples[("tokentap", kind, resp)]) / 1e3 / tt_calls
         floor_add, tt_add = cpu["floor"] - cpu["bare"], cpu["tokentap"] - cpu["bare"]
         rows.append({
             "connection": "LLM (POST /v1/chat/completions)" if kind == "llm" else "other TLS (GET /)",
@@ -290,6 +321,7 @@ def bench_cost(a, tools, work, lib):
             "wall_ratio_to_floor": ((wall["tokentap"] - wall["bare"]) / (wall["floor"] - wall["bare"])
                                     if wall["floor"] > wall["bare"] else None),
             "tokentap_cpu_us_per_call": tt_cpu,
+            "tokentap_bpf_us_per_call": tt_bpf,
             "spans_seen_expected": tt_spans[(kind, resp)],
             "clean_samples": sum(s["clean"] for m in ("bare", "floor", "tokentap")
                                  for s in samples[(m, kind, resp)])})
@@ -310,6 +342,13 @@ def bench_rate(a, tools, work, lib):
         # What the machine does flat out with nothing attached, for scale.
         flat = client(tools, server.port, "llm", 2048, seconds=seconds, conns=conns)
         bare_max = sum(r["rts"] for r in flat) / max(r["elapsed_s"] for r in flat)
+        # ... and with only the empty probes attached: what any uprobe tracer leaves.
+        fl = Floor(tools, lib)
+        try:
+            flat = client(tools, server.port, "llm", 2048, seconds=seconds, conns=conns)
+        finally:
+            fl.close()
+        floor_max = sum(r["rts"] for r in flat) / max(r["elapsed_s"] for r in flat)
         for target in a.rates:
             tt = Tokentap(a.tokentap, work, f"rate{target}")
             rss = []
@@ -347,6 +386,7 @@ def bench_rate(a, tools, work, lib):
     finally:
         server.close()
     return {"conns": conns, "seconds": seconds, "bare_flat_out_calls_s": round(bare_max),
+            "floor_flat_out_calls_s": round(floor_max),
             "steps": steps, "best": best}
 
 
@@ -457,17 +497,20 @@ def print_report(r):
         print("\n(a) added cost per SSL call: CPU µs per round trip of the traced client+server "
               f"({r['cost']['samples_with_other_tracers']} samples taken while other tracers ran)")
         print(f"  {'connection':34} {'resp':>6} {'calls':>5} {'bare':>7} {'floor':>7} "
-              f"{'tokentap':>8} {'floor+/call':>11} {'tt+/call':>9} {'ratio':>6} {'tt cpu/call':>11}")
+              f"{'tokentap':>8} {'floor+/call':>11} {'tt+/call':>9} {'ratio':>6} {'tt cpu/call':>11}"
+              f" {'bpf/call':>8}")
         for x in r["cost"]["rows"]:
             u = x["cpu_us_per_round_trip"]
             print(f"  {x['connection']:34} {x['response_bytes']:>6} {x['ssl_calls_per_round_trip']:>5}"
                   f" {fmt(u['bare']):>7} {fmt(u['floor']):>7} {fmt(u['tokentap']):>8}"
                   f" {fmt(x['floor_added_us_per_call'], 2):>11} {fmt(x['tokentap_added_us_per_call'], 2):>9}"
-                  f" {fmt(x['ratio_to_floor'], 2):>6} {fmt(x['tokentap_cpu_us_per_call'], 2):>11}")
+                  f" {fmt(x['ratio_to_floor'], 2):>6} {fmt(x['tokentap_cpu_us_per_call'], 2):>11}"
+                  f" {fmt(x['tokentap_bpf_us_per_call'], 2):>8}")
     if "rate" in r:
         b = r["rate"]
         print(f"\n(b) sustained rate, 2 KiB responses, {b['conns']} connections, {b['seconds']} s "
-              f"per step (bare, flat out: {b['bare_flat_out_calls_s']} calls/s)")
+              f"per step (flat out: bare {b['bare_flat_out_calls_s']} calls/s, empty probes "
+              f"{b['floor_flat_out_calls_s']} calls/s)")
         for s in b["steps"]:
             print(f"  target {s['target_calls_s']:>6}/s achieved {s['achieved_calls_s']:>6}/s "
                   f"ssl {s['ssl_calls_s']:>6}/s lost {s['lost_records']} rec {s['lost_bytes']} B "
