@@ -476,30 +476,8 @@ class TestCapabilities(unittest.TestCase):
             self.assertIn("add cap_sys_admin", err.read_text())
 
 
-class Result(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
 def main():
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=Result)
-    h.Workspace.failed = True
-    try:
-        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
-        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-        h.Workspace.failed = failed > 0
-    finally:
-        h.Workspace.cleanup()
-    for test, reason in result.skipped:
-        print(f"audit: skipped {test}: {reason}")
-    print(f"audit: {result.passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
+    h.run_suite("audit", __name__)
 
 if __name__ == "__main__":
     main()

@@ -1014,21 +1014,25 @@ class Result(unittest.TextTestResult):
         self.passed += 1
 
 
-def main():
+def run_suite(name, module):
+    """Runs a suite module's tests; the last line printed is "<name>: N passed, N failed"."""
     runner = unittest.TextTestRunner(verbosity=2, resultclass=Result)
     Workspace.failed = True  # until the run says otherwise
     try:
-        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
+        result = unittest.main(module=module, testRunner=runner, exit=False).result
         failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
         Workspace.failed = failed > 0
     finally:
         Workspace.cleanup()
     sys.stderr.flush()
     for test, reason in result.skipped:
-        print(f"e2e: skipped {test}: {reason}")
-    print(f"e2e: {result.passed} passed, {failed} failed")
+        print(f"{name}: skipped {test}: {reason}")
+    print(f"{name}: {result.passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
+
+def main():
+    run_suite("e2e", __name__)
 
 if __name__ == "__main__":
     main()

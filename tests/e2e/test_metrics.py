@@ -449,31 +449,8 @@ class TestMetrics(h.TracedCase):
         self.assertNotIn(key, self.tt.err_path.read_bytes())
 
 
-class Result(unittest.TextTestResult):
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
 def main():
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=Result)
-    h.Workspace.failed = True
-    try:
-        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
-        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-        h.Workspace.failed = failed > 0
-    finally:
-        h.Workspace.cleanup()
-    sys.stderr.flush()
-    for test, reason in result.skipped:
-        print(f"metrics: skipped {test}: {reason}")
-    print(f"metrics: {result.passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
+    h.run_suite("metrics", __name__)
 
 if __name__ == "__main__":
     main()
