@@ -325,19 +325,7 @@ class TestH2(h.TracedCase):
 
 
 def main():
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=h.Result)
-    h.Workspace.failed = True  # until the run says otherwise
-    try:
-        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
-        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-        h.Workspace.failed = failed > 0
-    finally:
-        h.Workspace.cleanup()
-    sys.stderr.flush()
-    for test, reason in result.skipped:
-        print(f"h2: skipped {test}: {reason}")
-    print(f"h2: {result.passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    h.run_suite("h2", __name__)
 
 
 if __name__ == "__main__":

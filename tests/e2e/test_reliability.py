@@ -570,18 +570,7 @@ class TestAdversarial(unittest.TestCase):
 
 
 def main():
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=h.Result)
-    h.Workspace.failed = True  # until the run says otherwise
-    failed = 1
-    try:
-        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
-        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-        h.Workspace.failed = failed > 0
-    finally:
-        h.Workspace.cleanup()
-    sys.stderr.flush()
-    print(f"reliability: {result.passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    h.run_suite("reliability", __name__)
 
 
 if __name__ == "__main__":

@@ -525,19 +525,7 @@ class TestViews(unittest.TestCase):
 
 
 def main():
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=h.Result)
-    h.Workspace.failed = True
-    try:
-        result = unittest.main(module=__name__, testRunner=runner, exit=False).result
-        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-        h.Workspace.failed = failed > 0
-    finally:
-        h.Workspace.cleanup()
-    sys.stderr.flush()
-    for test, reason in result.skipped:
-        print(f"views: skipped {test}: {reason}")
-    print(f"views: {result.passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    h.run_suite("views", __name__)
 
 
 if __name__ == "__main__":
