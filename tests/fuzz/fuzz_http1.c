@@ -6,13 +6,7 @@
  * so both directions, loss, expiry and close are exercised together.
  *
  *   byte 0: role (bit 0)
- *   then, repeatedly, an opcode byte (op % 8):
- *     0, 1  data for direction op&1: u16 little-endian length, then that many bytes
- *     2, 3  gap in direction op&1: u16 little-endian byte count
- *     4     expire: u8 timeout (in ticks)
- *     5     data for direction (op>>3)&1, u16 length, continuing the previous SSL call
- *     6     close (then the script ends)
- *     7     data for direction (op>>3)&1, u8 length
+ *   then the operation script of tests/fuzz/stream_script.h.
  *
  * The sink checks the callback order of every exchange and owns one allocation per exchange,
  * freed at its last callback: an exchange that never ends shows up as a leak.
@@ -23,6 +17,7 @@
 #include <string.h>
 
 #include "proto/http1.h"
+#include "stream_script.h"
 
 struct fx {
 	int stage; /* 0 request, 1 request ended, 2 response, 3 done */
@@ -102,32 +97,26 @@ static void fz_on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 	free(x);
 }
 
-static size_t take(const uint8_t **d, size_t *n, size_t want)
+static int fz_feed(void *p, int dir, const uint8_t *d, size_t len, uint64_t t0, uint64_t t1)
 {
-	size_t k = want < *n ? want : *n;
-
-	*d += k;
-	*n -= k;
-	return k;
+	return http1__feed(p, dir, d, len, t0, t1);
 }
 
-static unsigned u8(const uint8_t **d, size_t *n)
+static void fz_gap(void *p, int dir, uint64_t bytes)
 {
-	unsigned v = *n ? (*d)[0] : 0;
-
-	take(d, n, 1);
-	return v;
+	http1__gap(p, dir, bytes);
 }
 
-static unsigned u16(const uint8_t **d, size_t *n)
+static void fz_expire(void *p, uint64_t now_ns, uint64_t timeout_ns)
 {
-	unsigned v = 0;
-
-	if (*n >= 2)
-		v = (unsigned)(*d)[0] | (unsigned)(*d)[1] << 8;
-	take(d, n, 2);
-	return v;
+	http1__expire(p, now_ns, timeout_ns);
 }
+
+static const struct stream_script_ops fz_ops = {
+    .feed = fz_feed,
+    .gap = fz_gap,
+    .expire = fz_expire,
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -139,55 +128,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .on_loss = fz_on_loss,
 	    .on_abort = fz_on_abort,
 	};
-	uint64_t ts = 1000, call_ts[2] = {0, 0};
+	uint64_t ts;
 	struct http1 *p;
-	int stopped = 0;
 
 	if (!size)
 		return 0;
 	p = http1__new(data[0] & 1 ? HTTP1_ROLE_SERVER : HTTP1_ROLE_CLIENT, &sink);
 	if (!p)
 		return 0;
-	take(&data, &size, 1);
-	while (size) {
-		uint8_t op = data[0];
-		int dir = op & 1, rc;
-		size_t len;
-
-		take(&data, &size, 1);
-		ts += 10;
-		switch (op % 8) {
-		case 0:
-		case 1:
-		case 5:
-		case 7:
-			if (op % 8 >= 5)
-				dir = (op >> 3) & 1;
-			len = op % 8 == 7 ? u8(&data, &size) : u16(&data, &size);
-			len = len < size ? len : size;
-			if (op % 8 != 5)
-				call_ts[dir] = ts;
-			rc = http1__feed(p, dir, data, len, call_ts[dir], call_ts[dir] + 5);
-			if (rc && rc != -EPROTO)
-				abort();
-			if (stopped && rc != stopped)
-				abort(); /* the error sticks */
-			if (rc)
-				stopped = rc;
-			take(&data, &size, len);
-			break;
-		case 2:
-		case 3:
-			http1__gap(p, dir, u16(&data, &size));
-			break;
-		case 4:
-			http1__expire(p, ts, u8(&data, &size) * 10ULL);
-			break;
-		case 6:
-			size = 0;
-			break;
-		}
-	}
+	ts = script__run(p, &fz_ops, data + 1, size - 1);
 	http1__close(p, ts + 10);
 	if (http1__busy(p))
 		abort();

@@ -97,6 +97,26 @@ export function sdkError(err) {
 	throw err;
 }
 
+// One call through an SDK: `streamed` or `plain` fill `out`; the report line carries the fetch-level
+// timings, an SDK error's status and body, and `extra` fields of the client's own.
+export async function runCall(name, call, looseLatency, timings, { streamed, plain, extra }) {
+	const headers = { ...(call.headers ?? {}), 'x-test-tag': call.tag ?? '' };
+	const out = { finish_reason: null, loose_latency: looseLatency };
+	const t0 = nowMs();
+	try {
+		if (call.stream)
+			await streamed(call, headers, t0, out);
+		else
+			await plain(call, headers, out);
+		out.status = 200;
+	} catch (err) {
+		Object.assign(out, sdkError(err));
+	}
+	out.latency_ms = nowMs() - t0;
+	takeTimings(out, timings.get(headers['x-test-tag']), call.stream);
+	report(name, call, { ...out, ...(extra ? extra(call) : {}) });
+}
+
 export async function runAll(client, spec, one) {
 	if (spec.delay_ms)
 		await sleep(spec.delay_ms);

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A real client of the mock provider: the official `openai` SDK, unmodified (TLS inside `node`).
 import OpenAI from 'openai';
-import {
-	API_KEY, nowMs, parseCli, report, runAll, sdkError, takeTimings, timedFetch,
-} from './common.mjs';
+import { API_KEY, nowMs, parseCli, runAll, runCall, timedFetch } from './common.mjs';
 
 const { base, spec } = parseCli();
 const timings = new Map();
@@ -62,22 +60,7 @@ async function plain(call, headers, out) {
 	takeUsage(out, r.usage);
 }
 
-async function one(call, looseLatency) {
-	const headers = { ...(call.headers ?? {}), 'x-test-tag': call.tag ?? '' };
-	const out = { finish_reason: null, loose_latency: looseLatency };
-	const t0 = nowMs();
-	try {
-		if (call.stream)
-			await streamed(call, headers, t0, out);
-		else
-			await plain(call, headers, out);
-		out.status = 200;
-	} catch (err) {
-		Object.assign(out, sdkError(err));
-	}
-	out.latency_ms = nowMs() - t0;
-	takeTimings(out, timings.get(headers['x-test-tag']), call.stream);
-	report('node-openai', call, out);
-}
+const one = (call, looseLatency) =>
+	runCall('node-openai', call, looseLatency, timings, { streamed, plain });
 
 await runAll(client, spec, one);
