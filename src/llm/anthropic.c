@@ -88,7 +88,8 @@ static void anthropic__event(struct llm_extract *x, const struct sse_event *ev,
 	}
 }
 
-static void anthropic__finish(struct llm_extract *x)
+/* Shared with Bedrock Converse, whose input count also leaves out the cached parts. */
+void llm_finish__add_cached_input(struct llm_extract *x)
 {
 	struct llm_call *c = x->call;
 
@@ -106,5 +107,5 @@ const struct llm_shape llm_shape_anthropic = {
 	.request = anthropic__request,
 	.response = anthropic__response,
 	.event = anthropic__event,
-	.finish = anthropic__finish,
+	.finish = llm_finish__add_cached_input,
 };

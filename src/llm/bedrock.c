@@ -73,25 +73,12 @@ static void bedrock__es_event(struct llm_extract *x, const char *type, bool exce
 		bedrock__usage(x, llm_json__get(root, "usage"));
 }
 
-static void bedrock__finish(struct llm_extract *x)
-{
-	struct llm_call *c = x->call;
-
-	if (x->raw_input < 0)
-		return;
-	c->input_tokens = x->raw_input;
-	if (c->cache_read_tokens > 0)
-		c->input_tokens += c->cache_read_tokens;
-	if (c->cache_creation_tokens > 0)
-		c->input_tokens += c->cache_creation_tokens;
-}
-
 const struct llm_shape llm_shape_bedrock_converse = {
     .name = "bedrock_converse",
     .request = bedrock__request,
     .response = bedrock__response,
     .event = bedrock__event,
-    .finish = bedrock__finish,
+    .finish = llm_finish__add_cached_input,
     .operation = "chat",
     .es_event = bedrock__es_event,
 };

@@ -82,5 +82,7 @@ void llm__add_finish(struct llm_extract *x, const char *reason);
 void llm__set_error(struct llm_call *c, const char *type); /* the first error wins */
 /* The request fields both shapes share: model, stream, temperature, messages. */
 void llm__request_common(struct llm_extract *x, struct json_object *root);
+/* finish hook: input_tokens = raw_input + cache read + cache creation (Anthropic, Bedrock). */
+void llm_finish__add_cached_input(struct llm_extract *x);
 
 #endif

@@ -97,26 +97,7 @@ static void fz_on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 	free(x);
 }
 
-static int fz_feed(void *p, int dir, const uint8_t *d, size_t len, uint64_t t0, uint64_t t1)
-{
-	return http1__feed(p, dir, d, len, t0, t1);
-}
-
-static void fz_gap(void *p, int dir, uint64_t bytes)
-{
-	http1__gap(p, dir, bytes);
-}
-
-static void fz_expire(void *p, uint64_t now_ns, uint64_t timeout_ns)
-{
-	http1__expire(p, now_ns, timeout_ns);
-}
-
-static const struct stream_script_ops fz_ops = {
-    .feed = fz_feed,
-    .gap = fz_gap,
-    .expire = fz_expire,
-};
+STREAM_SCRIPT_OPS(fz_ops, http1);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

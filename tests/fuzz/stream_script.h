@@ -29,6 +29,24 @@ struct stream_script_ops {
 	void (*expire)(void *p, uint64_t now_ns, uint64_t timeout_ns);
 };
 
+/* Defines `name`, the ops of a parser whose functions are prefix##__feed/__gap/__expire. */
+#define STREAM_SCRIPT_OPS(name, prefix)                                                            \
+	static int name##_feed(void *p, int dir, const uint8_t *d, size_t len, uint64_t t0,       \
+			       uint64_t t1)                                                        \
+	{                                                                                          \
+		return prefix##__feed(p, dir, d, len, t0, t1);                                     \
+	}                                                                                          \
+	static void name##_gap(void *p, int dir, uint64_t bytes)                                   \
+	{                                                                                          \
+		prefix##__gap(p, dir, bytes);                                                      \
+	}                                                                                          \
+	static void name##_expire(void *p, uint64_t now_ns, uint64_t timeout_ns)                   \
+	{                                                                                          \
+		prefix##__expire(p, now_ns, timeout_ns);                                           \
+	}                                                                                          \
+	static const struct stream_script_ops name = {                                             \
+	    .feed = name##_feed, .gap = name##_gap, .expire = name##_expire}
+
 static size_t script__take(const uint8_t **d, size_t *n, size_t want)
 {
 	size_t k = want < *n ? want : *n;
