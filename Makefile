@@ -11,11 +11,11 @@ PROTOC_C ?= protoc-c
 BUILD ?= build
 SAN ?=
 
-PKGS := libbpf libelf zlib libprotobuf-c libcurl json-c libmicrohttpd ncursesw libnghttp2 libbrotlidec libzstd
+PKGS := libbpf libelf zlib libprotobuf-c libcurl json-c libmicrohttpd ncursesw libnghttp2 libbrotlidec libzstd capstone
 OPT ?= -O2 -g
 override CFLAGS += $(OPT) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	  -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD) -I$(BUILD)/gen $(SAN)
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lprotobuf-c -lcurl -ljson-c -lmicrohttpd -lncursesw -ltinfo -lnghttp2 -lbrotlidec -lzstd) \
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -lprotobuf-c -lcurl -ljson-c -lmicrohttpd -lncursesw -ltinfo -lnghttp2 -lbrotlidec -lzstd -lcapstone) \
 	  -lssl -lcrypto -lpthread
 LDFLAGS += $(SAN)
 

@@ -11,17 +11,24 @@
  *    may call /v1/models first), up to PLAIN_RECHECKS. The verdict lives per struct sock in
  *    `plain_socks`; both directions of an LLM socket are copied from then on;
  *  - reads, and every syscall exit, return at once while no LLM socket is live on the host
- *    (`plain_llm_live`), and after one map lookup for processes that own none (`plain_procs`).
+ *    (`plain_llm_live`), and after one map lookup for processes that own none (`plain_procs`);
+ *  - h2c (HTTP/2 without TLS, prior knowledge) starts with the preface "PRI * HTTP/2.0": its
+ *    paths are HPACK-coded, so the kernel judges it by server port instead (`plain_h2c_ports`,
+ *    --h2c-ports): listed, it is an LLM socket; else it is settled as not LLM traffic.
  *
- * Hooks: sys_enter_* stashes the arguments of a call on an LLM socket keyed by pid_tgid; the
- * call's end copies what it returned (so non-blocking sockets and partial reads advance positions
- * by what really moved). Two rungs for the end, picked by user space at attach:
- *   sock_length  sock:sock_{send,recv}_length (Linux 6.3+): fire for socket I/O only, so file
- *                and pipe syscalls pay nothing at exit
- *   sys_exit     syscalls/sys_exit_*: always there
+ * Hooks: the start of a call on an LLM socket stashes its buffer keyed by pid_tgid; the call's
+ * end copies what it returned (so non-blocking sockets and partial reads advance positions by
+ * what really moved). Rungs, picked by user space by probing (src/capture/capture.c):
+ *   fentry       fentry/fexit tcp_{send,recv}msg: the msghdr's iov_iter, saved at entry
+ *   kprobe       kprobe/kretprobe on the same (the return matched by a pseudo syscall number)
+ *   sock_length  sys_enter_*, then sock:sock_{send,recv}_length (Linux 6.3+): fire for socket
+ *                I/O only, so file and pipe syscalls pay nothing at exit
+ *   sys_exit     sys_enter_*, then syscalls/sys_exit_*: always there
+ * The fentry and kprobe programs are SEC("?...") (not loaded unless asked): a kernel that
+ * refuses one fentry program refuses the whole object.
  * conn_id is the struct sock *, source TT_SRC_PLAINTEXT; the 5-tuple goes out as TT_EV_SOCK when
  * the verdict is made, and sock:inet_sock_set_state(TCP_CLOSE) closes the connection. Not seen:
- * sendfile, splice, sendmmsg/recvmmsg and io_uring.
+ * sendfile, splice, sendmmsg/recvmmsg, and io_uring on the tracepoint rungs.
  */
 #include "tokentap.bpf.h"
 
@@ -48,6 +55,7 @@ enum plain_head {
 	HEAD_NOT_HTTP = 0,
 	HEAD_HTTP = 1, /* a request line, not to an LLM path */
 	HEAD_LLM = 2,  /* POST to an LLM API path */
+	HEAD_H2C = 3,  /* the HTTP/2 client connection preface: h2c with prior knowledge */
 };
 
 /* How a syscall passes its buffer. */
@@ -73,15 +81,27 @@ struct {
 	__type(value, struct plain_sock);
 } plain_socks SEC(".maps");
 
+/* How a stashed call's bytes are found: call->iov. */
+enum plain_iov {
+	IOV_NONE = 0,	/* buf is the user buffer */
+	IOV_USER = 1,	/* buf is a struct iovec array in user memory */
+	IOV_KERNEL = 2, /* buf is the kernel's copy of the iovec array (an iov_iter's) */
+};
+
 struct plain_call {
-	__u64 nr; /* syscall number: the exit must be this call's */
+	__u64 nr; /* syscall number (or PLAIN_NR_TCP_*): the exit must be this call's */
 	__u64 sk;
 	__u64 buf;   /* the buffer, or the struct iovec array when iov is set */
 	__u64 count; /* its length, or the number of iovecs */
 	__u64 start_ns;
-	__u32 dir; /* enum tt_direction */
-	__u32 iov;
+	__u64 skip; /* IOV_KERNEL: bytes of the first iovec already consumed (iov_offset) */
+	__u32 dir;  /* enum tt_direction */
+	__u32 iov;  /* enum plain_iov */
 };
+
+/* Pseudo syscall numbers of the kprobe rung's stashes: outside any real syscall's range. */
+#define PLAIN_NR_TCP_SENDMSG 0x7ffff000
+#define PLAIN_NR_TCP_RECVMSG 0x7ffff001
 
 /* key: pid_tgid, value: the call on an LLM socket the thread is inside. */
 struct {
@@ -104,6 +124,19 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } plain_procs SEC(".maps");
+
+/*
+ * key: server port (host order), value: 1. An h2c connection (HTTP/2 without TLS, prior
+ * knowledge) is copied only when it goes to one of these ports: its request paths sit inside
+ * HPACK-compressed header blocks the kernel cannot judge, and h2c is mostly gRPC, which must
+ * stay free. Filled by user space (--h2c-ports) before attach.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} plain_h2c_ports SEC(".maps");
 
 /* index: enum tt_plain_counter, value: count on this CPU. */
 struct {
@@ -207,6 +240,25 @@ __noinline int plain__llm_path(__u32 bedrock, __u32 end)
 	return 0;
 }
 
+/* Eight bytes as a little-endian word, to compare the preface a word at a time. */
+#define LE8(a, b, c, d, e, f, g, h)                                                                \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |   \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+/*
+ * "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", the HTTP/2 client preface. Words, not a string: a const
+ * array would be a .rodata variable of its own, and this kernel's BTF check refuses the linked
+ * object's .rodata layout then.
+ */
+static __always_inline bool plain__h2_preface(const struct plain_head_buf *h)
+{
+	const __u64 *w = (const __u64 *)h->b;
+
+	return w[0] == LE8('P', 'R', 'I', ' ', '*', ' ', 'H', 'T') &&
+	       w[1] == LE8('T', 'P', '/', '2', '.', '0', '\r', '\n') &&
+	       w[2] == LE8('\r', '\n', 'S', 'M', '\r', '\n', '\r', '\n');
+}
+
 /*
  * Judges the first bytes of a write: an HTTP/1.x request line "METHOD /path HTTP/1.x" and
  * whether it POSTs to an LLM path. A global function: verified once, not once per caller.
@@ -227,6 +279,8 @@ __noinline int plain__classify(__u64 src, __u64 len)
 		return HEAD_NOT_HTTP;
 	if (bpf_probe_read_user(h->b, len, (void *)src))
 		return HEAD_NOT_HTTP;
+	if (len >= 24 && plain__h2_preface(h))
+		return HEAD_H2C;
 	for (m = 0; m < 8; m++) {
 		if (h->b[m] < 'A' || h->b[m] > 'Z')
 			break;
@@ -257,13 +311,29 @@ static __always_inline int plain__args(__u32 kind, __u64 a1, __u64 a2, struct pl
 
 	call->buf = a1;
 	call->count = a2;
-	call->iov = kind != BUF_PLAIN;
+	call->iov = kind != BUF_PLAIN ? IOV_USER : IOV_NONE;
 	if (kind != BUF_MSG)
 		return 0;
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a1))
 		return -1;
 	call->buf = (__u64)msg.msg_iov;
 	call->count = msg.msg_iovlen;
+	return 0;
+}
+
+/* The i-th iovec of a vectored call, the consumed part of the first one left out. */
+static __always_inline int plain__iovec(const struct plain_call *call, __u32 i, struct iovec *iov)
+{
+	void *at = (void *)(call->buf + i * sizeof(*iov));
+	__u64 skip = i ? 0 : call->skip;
+
+	if (call->iov == IOV_KERNEL ? bpf_probe_read_kernel(iov, sizeof(*iov), at)
+				    : bpf_probe_read_user(iov, sizeof(*iov), at))
+		return -1;
+	if (skip > iov->iov_len)
+		skip = iov->iov_len;
+	iov->iov_base += skip;
+	iov->iov_len -= skip;
 	return 0;
 }
 
@@ -274,16 +344,19 @@ static __always_inline int plain__first(const struct plain_call *call, __u64 *sr
 
 	*src = call->buf;
 	*len = call->count;
-	if (!call->iov)
+	if (call->iov == IOV_NONE)
 		return 0;
-	if (!call->count || bpf_probe_read_user(&iov, sizeof(iov), (void *)call->buf))
+	if (!call->count || plain__iovec(call, 0, &iov))
 		return -1;
 	*src = (__u64)iov.iov_base;
 	*len = iov.iov_len;
 	return 0;
 }
 
-/* A peek at the first bytes: only a write starting "POST /" can make a socket an LLM one. */
+/*
+ * A peek at the first bytes: only a write starting "POST /" (an HTTP/1 request) or "PRI * " (the
+ * HTTP/2 preface) can make a socket an LLM one.
+ */
 static __always_inline bool plain__posts(const struct plain_call *call)
 {
 	char b[8];
@@ -291,8 +364,21 @@ static __always_inline bool plain__posts(const struct plain_call *call)
 
 	if (plain__first(call, &src, &len) || len < 16 || bpf_probe_read_user(b, 6, (void *)src))
 		return false;
+	if (b[0] == 'P' && b[1] == 'R' && b[2] == 'I' && b[3] == ' ' && b[4] == '*' && b[5] == ' ')
+		return true;
 	return b[0] == 'P' && b[1] == 'O' && b[2] == 'S' && b[3] == 'T' && b[4] == ' ' &&
 	       b[5] == '/';
+}
+
+/* An h2c connection is copied when its server port is listed in plain_h2c_ports. */
+static __always_inline int plain__h2c_verdict(struct sock *sk)
+{
+	__u16 port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+
+	if (bpf_map_lookup_elem(&plain_h2c_ports, &port))
+		return HEAD_LLM;
+	plain__count(TT_PLAIN_SOCKS_H2C_OTHER);
+	return HEAD_NOT_HTTP;
 }
 
 static __always_inline int plain__judge(const struct plain_call *call)
@@ -367,6 +453,14 @@ static __always_inline struct plain_sock *plain__judge_new(__u64 id, struct sock
 		return NULL;
 	/* Inside an SSL call the bytes are TLS records, captured by the TLS probes. */
 	head = tls__in_call(id) ? HEAD_NOT_HTTP : plain__judge(call);
+	if (head == HEAD_H2C && plain__h2c_verdict(sk) != HEAD_LLM) {
+		/* An h2c connection never writes a request line later: settle it for good. */
+		fresh.verdict = PLAIN_OTHER;
+		bpf_map_update_elem(&plain_socks, &key, &fresh, BPF_NOEXIST);
+		return NULL;
+	}
+	if (head == HEAD_H2C)
+		head = HEAD_LLM;
 	if (head == HEAD_NOT_HTTP)
 		return NULL; /* judged at its first request line, if it ever writes one */
 	fresh.tgid = id >> 32;
@@ -396,16 +490,38 @@ static __always_inline void plain__rejudge(__u64 id, struct sock *sk, struct pla
 	}
 }
 
+/* A call on socket sk (call's buffer, nr and dir filled): judge the socket, stash an LLM one's. */
+static __always_inline int plain__stash(__u64 id, struct sock *sk, struct plain_call *call)
+{
+	struct plain_sock *ps;
+	__u64 key = (__u64)sk;
+
+	ps = bpf_map_lookup_elem(&plain_socks, &key);
+	/* A client writes first: reads on a socket not yet judged are not a client's. */
+	if ((!ps || ps->verdict == PLAIN_HTTP) && call->dir != TT_DIR_WRITE)
+		return 0;
+	if (ps && ps->verdict == PLAIN_OTHER)
+		return 0;
+	if (!ps)
+		ps = plain__judge_new(id, sk, call);
+	else if (ps->verdict == PLAIN_HTTP)
+		plain__rejudge(id, sk, ps, call);
+	if (!ps || ps->verdict != PLAIN_LLM || tls__in_call(id))
+		return 0;
+	call->sk = key;
+	call->start_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&plain_calls, &id, call, BPF_ANY);
+	return 0;
+}
+
 static __always_inline int plain__enter(__u64 nr, __u64 fd, __u32 dir, __u32 kind, __u64 a1,
 					__u64 a2)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	struct plain_call call = {};
-	struct plain_sock *ps;
+	struct plain_call call = {.nr = nr, .dir = dir};
 	struct sock *sk;
 	bool owner;
-	__u64 key;
 
 	if (tgid == self_tgid)
 		return 0;
@@ -420,25 +536,7 @@ static __always_inline int plain__enter(__u64 nr, __u64 fd, __u32 dir, __u32 kin
 	sk = fd__sock(fd);
 	if (!sk)
 		return 0;
-	key = (__u64)sk;
-	ps = bpf_map_lookup_elem(&plain_socks, &key);
-	/* A client writes first: reads on a socket not yet judged are not a client's. */
-	if ((!ps || ps->verdict == PLAIN_HTTP) && dir != TT_DIR_WRITE)
-		return 0;
-	if (ps && ps->verdict == PLAIN_OTHER)
-		return 0;
-	if (!ps)
-		ps = plain__judge_new(id, sk, &call);
-	else if (ps->verdict == PLAIN_HTTP)
-		plain__rejudge(id, sk, ps, &call);
-	if (!ps || ps->verdict != PLAIN_LLM || tls__in_call(id))
-		return 0;
-	call.nr = nr;
-	call.sk = key;
-	call.dir = dir;
-	call.start_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&plain_calls, &id, &call, BPF_ANY);
-	return 0;
+	return plain__stash(id, sk, &call);
 }
 
 /* ---- copying what a call moved -------------------------------------------------------------- */
@@ -472,7 +570,7 @@ static __always_inline void plain__emit_iov(const struct plain_call *call, __u64
 
 		if (off >= n || i >= call->count)
 			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(call->buf + i * sizeof(iov))))
+		if (plain__iovec(call, i, &iov))
 			break;
 		take = iov.iov_len < n - off ? iov.iov_len : n - off;
 		plain__emit_buf(seq + off, (__u64)iov.iov_base, take);
@@ -521,7 +619,7 @@ static __always_inline int plain__exit(__u64 nr, __u64 sk, __u32 dir_done, long 
 	ev->hdr.source = TT_SRC_PLAINTEXT;
 	ev->call_start_ns = call.start_ns;
 	ev->call_len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
-	if (call.iov)
+	if (call.iov != IOV_NONE)
 		plain__emit_iov(&call, seq, ret);
 	else
 		plain__emit_buf(seq, call.buf, ret);
@@ -579,6 +677,126 @@ SEC("tracepoint/sock/sock_recv_length")
 int tp_plain_len_recv(struct plain_msg_length *ctx)
 {
 	return plain__exit(0, ctx->sk, TT_DIR_READ, ctx->ret);
+}
+
+/* ---- rungs: tcp_sendmsg / tcp_recvmsg (fentry + fexit, kprobe + kretprobe) ----------------- */
+
+/* Before Linux 6.4 an iov_iter's iovec array was named iov. */
+struct iov_iter___pre64 {
+	const struct iovec *iov;
+} __attribute__((preserve_access_index));
+
+/*
+ * The user memory a TCP call's iterator walks, as a stash: ITER_UBUF (one buffer, the common
+ * read/write/send/recv since Linux 6.0) or ITER_IOVEC (the kernel's copy of the iovec array,
+ * readv/writev/sendmsg/recvmsg). Iterators over kernel memory (in-kernel users, splice,
+ * sendfile) carry no user data: -1. Kernels before iter_type (5.14) are not read.
+ */
+static __always_inline int plain__iter_args(struct msghdr *msg, struct plain_call *call)
+{
+	struct iov_iter *it = &msg->msg_iter;
+	__u8 type;
+
+	if (!bpf_core_field_exists(it->iter_type))
+		return -1;
+	type = BPF_CORE_READ(it, iter_type);
+	call->skip = BPF_CORE_READ(it, iov_offset);
+	if (bpf_core_enum_value_exists(enum iter_type, ITER_UBUF) &&
+	    type == bpf_core_enum_value(enum iter_type, ITER_UBUF)) {
+		call->buf = (__u64)BPF_CORE_READ(it, ubuf) + call->skip;
+		call->count = BPF_CORE_READ(it, count);
+		call->skip = 0;
+		call->iov = IOV_NONE;
+		return 0;
+	}
+	if (type != bpf_core_enum_value(enum iter_type, ITER_IOVEC))
+		return -1;
+	if (bpf_core_field_exists(it->__iov))
+		call->buf = (__u64)BPF_CORE_READ(it, __iov);
+	else
+		call->buf = (__u64)BPF_CORE_READ((struct iov_iter___pre64 *)it, iov);
+	call->count = BPF_CORE_READ(it, nr_segs);
+	call->iov = IOV_KERNEL;
+	return 0;
+}
+
+/*
+ * Entry of tcp_sendmsg/tcp_recvmsg: the same judging as the syscall rung, without the fd lookup
+ * (the sock is an argument) and without paying for file and pipe I/O. The iterator is saved at
+ * entry: by the return it has advanced past the bytes that moved.
+ */
+static __always_inline int plain__enter_tcp(struct sock *sk, struct msghdr *msg, __u32 dir,
+					    __u64 nr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct plain_call call = {.nr = nr, .dir = dir};
+	bool owner;
+
+	if ((__u32)(id >> 32) == self_tgid)
+		return 0;
+	owner = plain__owner(id >> 32);
+	if (!owner && dir != TT_DIR_WRITE)
+		return 0;
+	if (!sk || !msg || plain__iter_args(msg, &call))
+		return 0;
+	if (!owner && !plain__posts(&call))
+		return 0;
+	return plain__stash(id, sk, &call);
+}
+
+SEC("?fentry/tcp_sendmsg")
+int BPF_PROG(fentry_plain_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size)
+{
+	return plain__enter_tcp(sk, msg, TT_DIR_WRITE, PLAIN_NR_TCP_SENDMSG);
+}
+
+SEC("?fexit/tcp_sendmsg")
+int BPF_PROG(fexit_plain_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	return plain__exit(0, (__u64)sk, TT_DIR_WRITE, ret);
+}
+
+/* flags is tcp_recvmsg's 4th argument since Linux 5.19 (the nonblock argument went away). */
+SEC("?fentry/tcp_recvmsg")
+int BPF_PROG(fentry_plain_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return plain__enter_tcp(sk, msg, TT_DIR_READ, PLAIN_NR_TCP_RECVMSG);
+}
+
+SEC("?fexit/tcp_recvmsg")
+int BPF_PROG(fexit_plain_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	return plain__exit(0, (__u64)sk, TT_DIR_READ, ret);
+}
+
+SEC("?kprobe/tcp_sendmsg")
+int BPF_KPROBE(kprobe_plain_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
+{
+	return plain__enter_tcp(sk, msg, TT_DIR_WRITE, PLAIN_NR_TCP_SENDMSG);
+}
+
+/* A kretprobe sees only the return value: the stash's pseudo syscall number matches it. */
+SEC("?kretprobe/tcp_sendmsg")
+int BPF_KRETPROBE(kretprobe_plain_tcp_sendmsg, int ret)
+{
+	return plain__exit(PLAIN_NR_TCP_SENDMSG, 0, TT_DIR_WRITE, ret);
+}
+
+SEC("?kprobe/tcp_recvmsg")
+int BPF_KPROBE(kprobe_plain_tcp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return plain__enter_tcp(sk, msg, TT_DIR_READ, PLAIN_NR_TCP_RECVMSG);
+}
+
+SEC("?kretprobe/tcp_recvmsg")
+int BPF_KRETPROBE(kretprobe_plain_tcp_recvmsg, int ret)
+{
+	return plain__exit(PLAIN_NR_TCP_RECVMSG, 0, TT_DIR_READ, ret);
 }
 
 /* The socket is gone (both ends done, or reset): close an LLM connection, forget the verdict. */

@@ -22,12 +22,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* A second SSL call this soon after the first, deeper in the same stack, is nested in it. */
 #define NEST_WINDOW_NS (50ULL * 1000 * 1000)
 
-static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf, void *len_ptr,
-				      __u32 dir, __u32 source)
+/* sp: the stack pointer at the function's entry (an emulated site inside it derives it). */
+static __always_inline int ssl__enter_sp(void *ssl, void *buf, void *len_ptr, __u32 dir,
+					 __u32 source, __u64 sp)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 now = bpf_ktime_get_ns();
-	__u64 sp = PT_REGS_SP(ctx);
 	__u64 key = ssl_call__key(id, dir);
 	struct ssl_call call = {}, *outer;
 
@@ -49,6 +49,12 @@ static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf,
 	call.source = source;
 	bpf_map_update_elem(&ssl_calls, &key, &call, BPF_ANY);
 	return 0;
+}
+
+static __always_inline int ssl__enter(struct pt_regs *ctx, void *ssl, void *buf, void *len_ptr,
+				      __u32 dir, __u32 source)
+{
+	return ssl__enter_sp(ssl, buf, len_ptr, dir, source, PT_REGS_SP(ctx));
 }
 
 /*
@@ -221,7 +227,8 @@ static __always_inline void data__emit(const struct ssl_call *call, __u64 id, __
 		drop__count(TT_DROP_TRUNCATED_BYTES, n - cap);
 }
 
-static __always_inline int ssl__return(struct pt_regs *ctx, __u32 dir)
+/* entry_sp: the stack pointer the call had at entry, as seen from where this probe sits. */
+static __always_inline int ssl__return_sp(struct pt_regs *ctx, __u32 dir, __u64 entry_sp)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 key = ssl_call__key(id, dir);
@@ -236,7 +243,7 @@ static __always_inline int ssl__return(struct pt_regs *ctx, __u32 dir)
 		return 0;
 	}
 	/* A nested SSL call returning: its outer call will report the bytes. */
-	if (PT_REGS_SP(ctx) != stash->sp + RET_SP_DELTA)
+	if (entry_sp != stash->sp)
 		return 0;
 	call = *stash;
 	bpf_map_delete_elem(&ssl_calls, &key);
@@ -246,10 +253,30 @@ static __always_inline int ssl__return(struct pt_regs *ctx, __u32 dir)
 	return 0;
 }
 
+static __always_inline int ssl__return(struct pt_regs *ctx, __u32 dir)
+{
+	return ssl__return_sp(ctx, dir, PT_REGS_SP(ctx) - RET_SP_DELTA);
+}
+
+/*
+ * OpenSSL's signature is shared by BoringSSL, whose entry points attach/boringssl.c finds by
+ * code shape in stripped binaries: those probes carry their library (TT_SRC_BORINGSSL) as the
+ * attach cookie, so user space can hold their records to stricter checks.
+ */
+static __always_inline __u32 ssl__source(struct pt_regs *ctx)
+{
+	__u64 cookie = 0;
+
+	/* Kernels before 5.15 have no cookies (and no BoringSSL attachments): still load there. */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_attach_cookie))
+		cookie = bpf_get_attach_cookie(ctx);
+	return cookie ? (__u32)cookie : TT_SRC_OPENSSL;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_write, void *ssl, const void *buf, int num)
 {
-	return ssl__enter(ctx, ssl, (void *)buf, NULL, TT_DIR_WRITE, TT_SRC_OPENSSL);
+	return ssl__enter(ctx, ssl, (void *)buf, NULL, TT_DIR_WRITE, ssl__source(ctx));
 }
 
 SEC("uretprobe")
@@ -261,7 +288,7 @@ int BPF_KRETPROBE(uretprobe_ssl_write)
 SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_read, void *ssl, void *buf, int num)
 {
-	return ssl__enter(ctx, ssl, buf, NULL, TT_DIR_READ, TT_SRC_OPENSSL);
+	return ssl__enter(ctx, ssl, buf, NULL, TT_DIR_READ, ssl__source(ctx));
 }
 
 SEC("uretprobe")
@@ -294,6 +321,73 @@ int BPF_KRETPROBE(uretprobe_ssl_read_ex)
 	return ssl__return(ctx, TT_DIR_READ);
 }
 
+/*
+ * Emulated probe sites (src/attach/sites.c): an entry site a few instructions into SSL_write
+ * and co. while the argument registers are intact, and a return site where rax already holds
+ * the return value, both on instructions the kernel emulates instead of single-stepping. The
+ * cookie (tokentap_abi.h) carries the direction, whether the 4th argument is the _ex
+ * out-pointer, and how far sp is from the entry one, so nesting is judged as for the classic pair.
+ */
+
+/* key: site id (cookie bits 32-39), value: what that site saw in the verification child. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TT_SITE_IDS);
+	__type(key, __u32);
+	__type(value, struct tt_site_seen);
+} site_checks SEC(".maps");
+
+static __always_inline void site__record(__u64 cookie, struct tt_site_seen *seen)
+{
+	__u32 key = (__u32)(cookie >> TT_SITE_ID_SHIFT) & 0xff;
+	struct tt_site_seen *old = bpf_map_lookup_elem(&site_checks, &key);
+
+	seen->hits = old ? old->hits + 1 : 1;
+	bpf_map_update_elem(&site_checks, &key, seen, BPF_ANY);
+}
+
+static __always_inline __u32 site__dir(__u64 cookie)
+{
+	return cookie & TT_SITE_DIR_BIT ? TT_DIR_READ : TT_DIR_WRITE;
+}
+
+SEC("uprobe")
+int uprobe_ssl_site_enter(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 sp = PT_REGS_SP(ctx) + (cookie & TT_SITE_SP_MASK);
+	__u64 len_ptr = cookie & TT_SITE_EX_BIT ? PT_REGS_PARM4(ctx) : 0;
+	struct tt_site_seen seen = {};
+
+	if (cookie & TT_SITE_VERIFY_BIT) {
+		seen.ssl = PT_REGS_PARM1(ctx);
+		seen.buf = PT_REGS_PARM2(ctx);
+		seen.len_ptr = len_ptr;
+		seen.entry_sp = sp;
+		site__record(cookie, &seen);
+		return 0;
+	}
+	return ssl__enter_sp((void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
+			     (void *)len_ptr, site__dir(cookie),
+			     (__u32)(cookie >> TT_SITE_SOURCE_SHIFT) & 0xff, sp);
+}
+
+SEC("uprobe")
+int uprobe_ssl_site_return(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 entry_sp = PT_REGS_SP(ctx) + (cookie & TT_SITE_SP_MASK);
+	struct tt_site_seen seen = {};
+
+	if (cookie & TT_SITE_VERIFY_BIT) {
+		seen.rc = PT_REGS_RC(ctx);
+		seen.entry_sp = entry_sp;
+		site__record(cookie, &seen);
+		return 0;
+	}
+	return ssl__return_sp(ctx, site__dir(cookie), entry_sp);
+}
+
 /* The library freed its connection object: report the final positions and forget it. */
 static __always_inline int conn__close(__u64 ssl, __u32 source)
 {
@@ -322,6 +416,23 @@ SEC("uprobe")
 int BPF_KPROBE(uprobe_ssl_free, void *ssl)
 {
 	return conn__close((__u64)ssl, TT_SRC_OPENSSL);
+}
+
+/*
+ * The end of a call and a close, for the units that stash calls their own way (go_tls.bpf.c).
+ * Global functions: the verifier checks each once, and they keep one copy of the copy rules.
+ */
+__noinline int tls__emit_call(const struct ssl_call *call, __u64 n)
+{
+	if (!call || !n)
+		return 0;
+	data__emit(call, bpf_get_current_pid_tgid(), n);
+	return 0;
+}
+
+__noinline int tls__close_conn(__u64 ssl, __u32 source)
+{
+	return conn__close(ssl, source);
 }
 
 /* ---- GnuTLS: ssize_t gnutls_record_send/recv(gnutls_session_t, void *data, size_t size) ---- */
@@ -354,4 +465,58 @@ SEC("uprobe")
 int BPF_KPROBE(uprobe_gnutls_deinit, void *session)
 {
 	return conn__close((__u64)session, TT_SRC_GNUTLS);
+}
+
+/* ---- SNI: the server name the client asks for in its ClientHello ---- */
+
+#define SSL_CTRL_SET_TLSEXT_HOSTNAME 55
+#define GNUTLS_NAME_DNS 1
+
+static __always_inline void sni__emit(struct tt_sni_event *ev, __u64 conn, __u32 source, long n)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (n <= 0)
+		return;
+	hdr__fill(&ev->hdr, TT_EV_SNI, id, conn);
+	ev->hdr.source = source;
+	ev->name_len = n < TT_SNI_MAX ? n : TT_SNI_MAX - 1;
+	ev->_pad0 = 0;
+	control__emit(ev, sizeof(*ev));
+}
+
+/*
+ * long SSL_ctrl(SSL *, int cmd, long larg, void *parg): SSL_set_tlsext_host_name is a macro
+ * for cmd 55. SSL_ctrl runs for many other commands, so everything else returns at once.
+ */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_ssl_ctrl, void *ssl, int cmd, long larg, void *parg)
+{
+	struct tt_sni_event ev = {};
+	long n;
+
+	if (cmd != SSL_CTRL_SET_TLSEXT_HOSTNAME || !parg ||
+	    (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	n = bpf_probe_read_user_str(ev.name, sizeof(ev.name), parg);
+	sni__emit(&ev, (__u64)ssl, TT_SRC_OPENSSL, n - 1); /* n counts the NUL */
+	return 0;
+}
+
+/* int gnutls_server_name_set(gnutls_session_t, type, const void *name, size_t len) */
+SEC("uprobe")
+int BPF_KPROBE(uprobe_gnutls_server_name_set, void *session, int type, const void *name,
+	       __u64 len)
+{
+	struct tt_sni_event ev = {};
+
+	if (type != GNUTLS_NAME_DNS || !name || !len ||
+	    (__u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	if (len > TT_SNI_MAX - 1)
+		len = TT_SNI_MAX - 1;
+	if (bpf_probe_read_user(ev.name, len, name))
+		return 0;
+	sni__emit(&ev, (__u64)session, TT_SRC_GNUTLS, (long)len);
+	return 0;
 }

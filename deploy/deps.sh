@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler
   libcurl4-openssl-dev libssl-dev libjson-c-dev pkg-config make libmicrohttpd-dev
-  libncurses-dev libjs-chart.js libnghttp2-dev libbrotli-dev libzstd-dev"
-TEST_PKGS="curl openssl python3 nodejs npm libclang-rt-14-dev prometheus tmux chromium libcap2-bin libcurl3-gnutls"
+  libncurses-dev libjs-chart.js libnghttp2-dev libbrotli-dev libzstd-dev libcapstone-dev"
+TEST_PKGS="curl openssl python3 nodejs npm libclang-rt-14-dev prometheus tmux chromium libcap2-bin libcurl3-gnutls golang-go python3-yaml"
 
 missing=()
 for p in $BUILD_PKGS ${TOKENTAP_TEST_DEPS:+$TEST_PKGS}; do
@@ -40,5 +40,16 @@ if [ -n "${TOKENTAP_TEST_DEPS:-}" ] && [ -f tests/e2e/package.json ]; then
 		echo "tokentap: installing test npm packages" >&2
 		(cd tests/e2e && npm install --no-audit --no-fund --loglevel=error >&2)
 		touch tests/e2e/node_modules
+	fi
+fi
+# Agents with their own TLS for test_agents.py (126 MB download, 13 s here; binaries from the
+# platform packages, so no install script runs).
+if [ -n "${TOKENTAP_TEST_DEPS:-}" ] && [ -f tests/e2e/agents/package.json ]; then
+	if [ ! -d tests/e2e/agents/node_modules ] ||
+	   [ tests/e2e/agents/package.json -nt tests/e2e/agents/node_modules ]; then
+		echo "tokentap: installing the agents the e2e tests trace (Bun, Claude Code)" >&2
+		(cd tests/e2e/agents &&
+		 npm install --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+		touch tests/e2e/agents/node_modules
 	fi
 fi

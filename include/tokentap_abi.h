@@ -41,6 +41,11 @@ enum tt_event_kind {
 	 * TT_EV_IGNORE they were skipped, and copying resumes here at a request start.
 	 */
 	TT_EV_SYNC = 7,
+	/*
+	 * struct tt_sni_event: the server name the client put in its TLS ClientHello
+	 * (SSL_set_tlsext_host_name, gnutls_server_name_set), sent before the handshake.
+	 */
+	TT_EV_SNI = 8,
 };
 
 enum tt_direction {
@@ -54,6 +59,8 @@ enum tt_tls_source {
 	TT_SRC_OPENSSL = 1,
 	TT_SRC_PLAINTEXT = 2, /* no TLS: bytes copied at the socket layer; conn_id is the sock */
 	TT_SRC_GNUTLS = 3,    /* gnutls_record_send/recv; conn_id is the gnutls_session_t */
+	TT_SRC_GO = 4,	      /* Go crypto/tls.(*Conn).Write/Read; conn_id is the *tls.Conn */
+	TT_SRC_BORINGSSL = 5, /* BoringSSL SSL_write/SSL_read found by code shape; conn_id: SSL* */
 };
 
 /* Index into the per-CPU `drops` array map; each value is a __u64 count. */
@@ -75,7 +82,8 @@ enum tt_drop_counter {
 enum tt_plain_counter {
 	TT_PLAIN_SOCKS_LLM = 0,   /* TCP sockets that POSTed to an LLM API path: copied */
 	TT_PLAIN_SOCKS_OTHER = 1, /* TCP sockets whose first request judged went elsewhere */
-	TT_PLAIN__COUNT = 2,
+	TT_PLAIN_SOCKS_H2C_OTHER = 2, /* h2c connections to a port not in --h2c-ports: not copied */
+	TT_PLAIN__COUNT = 3,
 };
 
 struct tt_event_hdr {
@@ -123,6 +131,39 @@ struct tt_proc_event {
 	__u32 ppid;
 	__u32 exit_code;
 	char comm[TT_COMM_LEN];
+};
+
+/* Longest server name a TT_EV_SNI record carries (a DNS name is at most 253 bytes). */
+#define TT_SNI_MAX 256
+
+struct tt_sni_event {
+	struct tt_event_hdr hdr; /* conn_id: the SSL* or gnutls_session_t; source says which */
+	__u32 name_len;          /* bytes of name[] used, without a NUL (< TT_SNI_MAX) */
+	__u32 _pad0;
+	char name[TT_SNI_MAX];
+};
+
+/*
+ * Emulated probe sites (src/attach/sites.c): the BPF cookie of a uprobe_ssl_site_* link.
+ * Bits 0-15: bytes to add to the stack pointer at the site to get the one at function entry;
+ * bit 16: direction (enum tt_direction); bit 17: an _ex variant (size_t * out-pointer in the
+ * 4th argument); bit 18: a verification link (records into site_checks, emits nothing);
+ * bits 24-31: enum tt_tls_source; bits 32-39: site id, function index * 2 (+1: return site).
+ */
+#define TT_SITE_SP_MASK 0xffffULL
+#define TT_SITE_DIR_BIT (1ULL << 16)
+#define TT_SITE_EX_BIT (1ULL << 17)
+#define TT_SITE_VERIFY_BIT (1ULL << 18)
+#define TT_SITE_SOURCE_SHIFT 24
+#define TT_SITE_ID_SHIFT 32
+#define TT_SITE_IDS 64
+
+/* What one probe site saw in the verification child. site_checks: key site id, value this. */
+struct tt_site_seen {
+	__u64 ssl, buf, len_ptr; /* entry site: the arguments */
+	__u64 entry_sp;		 /* the stack pointer at function entry, derived from the site's */
+	__u64 rc;		 /* return site: rax */
+	__u64 hits;
 };
 
 #endif /* TOKENTAP_ABI_H */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "capture/capture.h"
 
 #define TOKENTAP_VERSION "0.1.0"
 #define NS_PER_SEC 1000000000ull
@@ -53,6 +54,8 @@ struct config_option {
 
 static int check_format(const char *where, const char *v);
 static int check_sock_rung(const char *where, const char *v);
+static int check_probe_sites(const char *where, const char *v);
+static int check_ports(const char *where, const char *v);
 static int check_pow2(const char *where, const char *v);
 static int check_header_name(const char *where, const char *v);
 static int check_compression(const char *where, const char *v);
@@ -107,6 +110,14 @@ static const struct config_option config_options[] = {
 	{ "policy", 0, CFG_STR, OFF(policy_path), 0, "FILE",
 	  "destination policy (JSON): allowed providers, hosts, models and\n"
 	  "API keys per workload; calls outside it are flagged and logged" },
+	{ "containerd-state", 0, CFG_STR, OFF(containerd_state), 0, "DIR",
+	  "containerd's task state, for image rules (default\n"
+	  "/run/containerd/io.containerd.runtime.v2.task)" },
+	{ "crio-state", 0, CFG_STR, OFF(crio_state), 0, "DIR",
+	  "CRI-O's container state, for image and pod_labels rules\n"
+	  "(default /run/containers/storage/overlay-containers)" },
+	{ "docker-state", 0, CFG_STR, OFF(docker_state), 0, "DIR",
+	  "Docker's container state (default /var/lib/docker/containers)" },
 	{ "capture-content", 0, CFG_FLAG, OFF(capture_content), 0, NULL,
 	  "export prompts and completions as gen_ai.input/output.messages,\n"
 	  "secrets redacted (off by default)" },
@@ -132,10 +143,27 @@ static const struct config_option config_options[] = {
 	  "report a call with no response, or a response\nsilent, after SEC (default 600)" },
 	{ "idle-timeout", 0, CFG_SECONDS, OFF(idle_timeout_ns), 86400, "SEC",
 	  "forget a quiet connection after SEC (default 900)" },
+	{ "max-attached-files", 0, CFG_U32, OFF(max_attached_files), 65536, "N",
+	  "attach TLS probes to at most N files at once (libraries\n"
+	  "and executables, containers' own copies too); more are\n"
+	  "refused and counted (default 512)" },
 	{ "sock-rung", 0, CFG_STR, OFF(sock_rung), 0, "NAME",
 	  "force the socket probe rung: fentry, kprobe, tracepoint", check_sock_rung },
+	{ "probe-sites", 0, CFG_STR, OFF(probe_sites), 0, "auto|classic",
+	  "auto: OpenSSL probes on emulated instructions where a\n"
+	  "verified safe site exists; classic: uprobe+uretprobe\n"
+	  "at every function's entry (default auto)", check_probe_sites },
+	{ "state-dir", 0, CFG_STR, OFF(state_dir), 0, "DIR",
+	  "where code-shape discoveries (stripped BoringSSL) are cached\n"
+	  "per binary build id ($TOKENTAP_STATE_DIR, default\n/var/lib/tokentap)" },
+	{ "h2c-ports", 0, CFG_STR, OFF(h2c_ports), 0, "P1,P2..",
+	  "server ports whose plain HTTP/2 (h2c) connections are\n"
+	  "captured (default " CAPTURE_H2C_PORTS_DEFAULT "; '' = none)", check_ports },
 	{ "config", 'c', CFG_CONFIG, OFF(config_path), 0, "FILE",
 	  "read options from FILE (`name = value` lines; flags win)", NULL, "Other" },
+	{ "check-config", 0, CFG_FLAG, OFF(check_config), 0, NULL,
+	  "check the options, the config file and the pricing file,\n"
+	  "print 'tokentap: configuration OK' and exit 0 (2 if not)" },
 	{ "verbose", 'v', CFG_FLAG, OFF(verbose), 0, NULL,
 	  "log attach decisions and libbpf messages" },
 	{ "version", 'V', CFG_VERSION, 0, 0, NULL, "print the version" },
@@ -159,6 +187,25 @@ static int check_sock_rung(const char *where, const char *v)
 	if (!strcmp(v, "fentry") || !strcmp(v, "kprobe") || !strcmp(v, "tracepoint"))
 		return 0;
 	fprintf(stderr, "tokentap: %s: must be fentry, kprobe or tracepoint\n", where);
+	return -EINVAL;
+}
+
+static int check_ports(const char *where, const char *v)
+{
+	uint16_t ports[CAPTURE_H2C_PORTS_MAX];
+
+	if (capture__parse_ports(v, ports, CAPTURE_H2C_PORTS_MAX) >= 0)
+		return 0;
+	fprintf(stderr, "tokentap: %s: want PORT[,PORT..], at most %d ports\n", where,
+		CAPTURE_H2C_PORTS_MAX);
+	return -EINVAL;
+}
+
+static int check_probe_sites(const char *where, const char *v)
+{
+	if (!strcmp(v, "auto") || !strcmp(v, "classic"))
+		return 0;
+	fprintf(stderr, "tokentap: %s: must be auto or classic\n", where);
 	return -EINVAL;
 }
 

@@ -27,6 +27,7 @@ struct config {
 	const char *otlp_endpoint;
 	const char *otlp_headers;
 	const char *sock_rung;
+	const char *h2c_ports; /* --h2c-ports: NULL = capture's default list, "" = none */
 	const char *control_socket; /* "" = none */
 	bool control_socket_set;    /* given explicitly: failing to open it is fatal */
 	uint32_t ringbuf_bytes;
@@ -55,6 +56,9 @@ struct config {
 	int audit_keep;               /* rotated files kept; 0: 5 */
 	int audit_fsync_ms;           /* fdatasync period; 0: after every record */
 	const char *policy_path;      /* --policy FILE (JSON) */
+	const char *containerd_state; /* containerd's task state dir; NULL: the standard one */
+	const char *crio_state;       /* CRI-O's overlay-containers dir; NULL: the standard one */
+	const char *docker_state;     /* Docker's containers dir; NULL: the standard one */
 	bool capture_content;         /* export prompts and completions (redacted) */
 	uint32_t content_max_bytes;   /* per content attribute; 0: 16 KiB */
 	struct config_list redact;    /* extra POSIX ERE secret patterns */
@@ -62,6 +66,13 @@ struct config {
 	const char *otlp_client_cert; /* PEM client certificate (mutual TLS) */
 	const char *otlp_client_key;  /* PEM private key of the client certificate */
 	bool keep_caps;               /* do not drop capabilities after attaching */
+	uint32_t max_attached_files;  /* files with TLS probes at once; 0: 512 (issue 5) */
+	const char *probe_sites;      /* "auto" (NULL) or "classic" (issue 7, attach/sites.c) */
+	const char *state_dir;        /* discovery cache (issue 8); NULL: $TOKENTAP_STATE_DIR or
+				       * /var/lib/tokentap */
+
+	/* deployment (issue 5) */
+	bool check_config;            /* --check-config: validate the options and exit */
 
 	/* Strings read from the config file, freed by config__free. */
 	char *owned[256];

@@ -49,6 +49,7 @@ struct pipeline {
 	struct proc_table *procs;
 	struct policy *policy;
 	struct audit_judge *judge;
+	struct container_meta *containers; /* image / pod-label facts from the runtimes */
 };
 
 static volatile sig_atomic_t exiting;
@@ -113,6 +114,11 @@ static void on_sync(void *ctx, const struct cap_close *c)
 static void on_sock(void *ctx, const struct cap_sock *s)
 {
 	conn_table__on_sock(((struct pipeline *)ctx)->conns, s);
+}
+
+static void on_sni(void *ctx, const struct cap_sni *s)
+{
+	conn_table__on_sni(((struct pipeline *)ctx)->conns, s);
 }
 
 static void on_proc(void *ctx, const struct cap_proc *pe)
@@ -198,7 +204,14 @@ static int security__open(struct pipeline *p, const struct config *cfg)
 		return 0;
 	p->procs = proc_table__new(NULL);
 	p->judge = audit_judge__new(p->procs, p->policy);
-	return p->procs && p->judge ? 0 : -ENOMEM;
+	p->containers = container_meta__new(&(struct container_meta_opts){
+	    .containerd_state = cfg->containerd_state,
+	    .crio_state = cfg->crio_state,
+	    .docker_state = cfg->docker_state,
+	});
+	if (p->judge)
+		audit_judge__set_containers(p->judge, p->containers);
+	return p->procs && p->judge && p->containers ? 0 : -ENOMEM;
 }
 
 /* ---- pipeline ---------------------------------------------------------------------------- */
@@ -303,11 +316,19 @@ static void pipeline__publish_metrics(struct pipeline *p, const struct capture_s
 	h.malformed_records = cs->malformed_records;
 	h.attached_files = cs->attached_files;
 	h.attach_failures = cs->attach_failures;
+	h.attach_users = cs->attach_users;
+	h.attach_max_files = cs->attach_max_files;
+	h.attach_refusals = cs->attach_refusals;
+	h.attach_detaches = cs->attach_detaches;
+	h.exec_attaches = cs->exec_attaches;
+	h.exec_window_last_us = cs->exec_window_last_ns / 1000;
+	h.exec_window_max_us = cs->exec_window_max_ns / 1000;
 	h.conns_open = ns.open;
 	h.gaps = ns.gaps;
 	h.gap_bytes = ns.gap_bytes;
 	h.parse_errors = ns.parse_errors;
 	h.not_http = ns.not_http;
+	h.traced_processes = ns.procs;
 	for (int i = 0; i < p->n_exporters && h.n_exporters < METRICS_MAX_EXPORTERS; i++) {
 		struct metrics_exporter_health *x = &h.exporters[h.n_exporters++];
 		struct export_stats es = {};
@@ -383,6 +404,9 @@ static int pipeline__open(struct pipeline *p, const struct config *cfg)
 		.ringbuf_bytes = cfg->ringbuf_bytes,
 		.verbose = cfg->verbose,
 		.sock_rung = cfg->sock_rung,
+		.max_attached_files = cfg->max_attached_files,
+		.h2c_ports = cfg->h2c_ports,
+		.classic_probes = cfg->probe_sites && !strcmp(cfg->probe_sites, "classic"),
 	};
 	struct cap_sink sink = {
 		.ctx = p,
@@ -392,6 +416,7 @@ static int pipeline__open(struct pipeline *p, const struct config *cfg)
 		.on_proc = on_proc,
 		.on_ignore = on_ignore,
 		.on_sync = on_sync,
+		.on_sni = on_sni,
 	};
 	int err;
 
@@ -463,10 +488,20 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		(unsigned long long)ls->body_overflow);
 	fprintf(stderr,
 		" plain_rung=%s plain_records=%llu plain_bytes=%llu plain_socks_llm=%llu "
-		"plain_socks_other=%llu",
+		"plain_socks_other=%llu plain_h2c_other=%llu",
 		cs.plain_rung ? cs.plain_rung : "-", (unsigned long long)cs.plain_records,
 		(unsigned long long)cs.plain_bytes, (unsigned long long)cs.plain_socks_llm,
-		(unsigned long long)cs.plain_socks_other);
+		(unsigned long long)cs.plain_socks_other, (unsigned long long)cs.plain_h2c_other);
+	fprintf(stderr,
+		" attach_users=%u attach_processes=%u attach_max_files=%u attach_refusals=%llu"
+		" attach_detaches=%llu exec_attaches=%llu needed_attaches=%llu"
+		" exec_window_last_us=%llu exec_window_max_us=%llu exec_window_avg_us=%llu",
+		cs.attach_users, cs.attach_processes, cs.attach_max_files,
+		(unsigned long long)cs.attach_refusals, (unsigned long long)cs.attach_detaches,
+		(unsigned long long)cs.exec_attaches, (unsigned long long)cs.needed_attaches,
+		(unsigned long long)cs.exec_window_last_ns / 1000,
+		(unsigned long long)cs.exec_window_max_ns / 1000,
+		(unsigned long long)cs.exec_window_avg_ns / 1000);
 	for (int i = 0; i < p->n_exporters; i++) {
 		struct export_stats es = {};
 
@@ -555,6 +590,7 @@ static void pipeline__close(struct pipeline *p, const struct config *cfg)
 	conn_table__free(p->conns);
 	span_builder__free(p->spans);
 	audit_judge__free(p->judge);
+	container_meta__free(p->containers);
 	policy__free(p->policy);
 	proc_table__free(p->procs);
 	redact__clear_patterns();
@@ -592,6 +628,24 @@ static int run_subcommand(int argc, char **argv, bool *handled)
 	return 0;
 }
 
+/* --check-config: what a deployment can get wrong before it runs (the file, every option, the
+ * pricing table, the tenant headers), checked without root or BPF and without creating any
+ * file (the fingerprint secret is not touched). */
+static int check_config(struct config *cfg)
+{
+	int err = pricing__init(cfg->pricing_path);
+
+	if (!err && tenant__configure(cfg->tenant_headers.v, cfg->tenant_headers.n))
+		err = -EINVAL;
+	pricing__exit();
+	tenant__exit();
+	config__free(cfg);
+	if (err)
+		return 2;
+	printf("tokentap: configuration OK\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg = {};
@@ -603,8 +657,15 @@ int main(int argc, char **argv)
 	err = run_subcommand(argc, argv, &handled);
 	if (handled)
 		return err;
-	if (config__parse(&cfg, argc, argv))
+	if (config__parse(&cfg, argc, argv)) {
+		config__free(&cfg); /* the values a bad config file was read into so far */
 		return 2;
+	}
+	if (cfg.check_config)
+		return check_config(&cfg);
+	/* attach/ reads the discovery cache's place from the environment (attach/boringssl.h). */
+	if (cfg.state_dir)
+		setenv("TOKENTAP_STATE_DIR", cfg.state_dir, 1);
 	/* stdout may be a pipe read line by line (--format json): keep it line buffered. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sigaction(SIGINT, &sa, NULL);

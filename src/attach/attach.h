@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attach/golang.h"
+
 struct bpf_program;
 
 /* TLS library entry points, in the order of attach_progs' arrays. */
@@ -24,13 +26,21 @@ enum attach_fn {
 	ATTACH_FN_GNUTLS_SEND = 5,   /* gnutls_record_send */
 	ATTACH_FN_GNUTLS_RECV = 6,   /* gnutls_record_recv */
 	ATTACH_FN_GNUTLS_DEINIT = 7, /* gnutls_deinit */
-	ATTACH_FN__COUNT = 8,
+	ATTACH_FN_SSL_CTRL = 8,	     /* SSL_ctrl: SSL_set_tlsext_host_name is a macro for it */
+	ATTACH_FN_GNUTLS_SERVER_NAME_SET = 9, /* gnutls_server_name_set: the SNI */
+	ATTACH_FN__COUNT = 10,
 };
 
 /* The loaded programs to attach per function; ret[] NULL where no return probe is wanted. */
 struct attach_progs {
 	struct bpf_program *entry[ATTACH_FN__COUNT];
 	struct bpf_program *ret[ATTACH_FN__COUNT];
+	struct golang_progs go; /* Go crypto/tls (bpf/go_tls.bpf.c); all NULL: Go not probed */
+	/* Emulated probe sites (attach/sites.c) for OpenSSL's read/write functions. */
+	struct sites_bpf {
+		struct bpf_program *entry, *ret; /* NULL: the classic pair everywhere */
+		int checks_fd;			 /* the site_checks map (verification) */
+	} sites;
 };
 
 struct attach_stats {
@@ -39,7 +49,22 @@ struct attach_stats {
 	uint32_t checked_files; /* distinct files examined */
 	uint32_t pending;	/* processes waiting for a delayed rescan */
 	uint32_t pending_dropped;
+	/* Users and the bound (containers come and go with their own copies of libssl). */
+	uint32_t users;		  /* (process, attached file) pairs known from scans */
+	uint32_t processes;	  /* processes known to map an attached file */
+	uint32_t pinned;	  /* attached files never detached: the host's own files */
+	uint32_t max_files;	  /* the bound on files (max-attached-files) */
+	uint64_t refusals;	  /* files carrying TLS not attached because max_files were */
+	uint64_t detaches;	  /* files detached after their last user was gone */
+	uint64_t sweeps;	  /* rescans of every process made before detaching */
+	/* exec -> attached: files attached for a process that had just exec'd, and how long after
+	 * the kernel's exec timestamp their probes were in place. */
+	uint64_t exec_attaches;
+	uint64_t needed_attaches; /* of those, found through DT_NEEDED before the loader mapped */
+	uint64_t exec_window_last_ns, exec_window_max_ns, exec_window_avg_ns;
 };
+
+#define ATTACH_MAX_FILES_DEFAULT 512
 
 struct attach;
 
@@ -52,6 +77,18 @@ int attach__file(struct attach *a, const char *path);
 int attach__scan_pid(struct attach *a, uint32_t pid);
 /* A process exec'd: scan it now and again shortly (its loader maps libssl after exec). */
 void attach__on_exec(struct attach *a, uint32_t pid);
+/* The same with the kernel's exec timestamp (CLOCK_MONOTONIC ns), the start of the window
+ * measured until the new image's files are attached. The libraries the executable needs
+ * (DT_NEEDED, inside the process's root) are attached before its loader maps them. */
+void attach__on_exec_at(struct attach *a, uint32_t pid, uint64_t exec_ns);
+/* The process exited: files it was the last user of are detached (after a rescan proves no
+ * process maps them; the host's standard libraries stay). Called from the event loop. */
+void attach__on_exit(struct attach *a, uint32_t pid);
+/* At most max_files attached at once (0: ATTACH_MAX_FILES_DEFAULT); more are refused, counted. */
+void attach__set_max_files(struct attach *a, uint32_t max_files);
+/* Whether files of tokentap's own mount namespace stay attached without users (default true;
+ * containers' files, reached through /proc/<pid>/root, are detached after their last user). */
+void attach__set_pin_host(struct attach *a, bool pin);
 /* Milliseconds until the next delayed rescan is due, at most max_ms (0 if one is due). */
 int attach__next_due_ms(const struct attach *a, int max_ms);
 /* Runs the delayed rescans that are due. */
@@ -59,6 +96,9 @@ void attach__run_pending(struct attach *a);
 void attach__stats(const struct attach *a, struct attach_stats *st);
 /* The i-th attached file (path used to attach) and how it was found, or NULL past the end. */
 const char *attach__file_path(const struct attach *a, uint32_t i, const char **method);
+/* A record of probes found by code shape (TT_SRC_BORINGSSL): false while its connection has not
+ * shown HTTP bytes, so a wrong guess never reaches the parsers (attach/boringssl.h). */
+bool attach__record_trusted(struct attach *a, const void *rec, size_t size);
 /* Destroys n links (NULL entries allowed) concurrently: each waits for an RCU grace period. */
 struct bpf_link;
 void attach__destroy_links(struct bpf_link **links, size_t n);

@@ -12,6 +12,7 @@
 #ifndef TOKENTAP_AUDIT_JUDGE_H
 #define TOKENTAP_AUDIT_JUDGE_H
 
+#include "audit/container_meta.h"
 #include "audit/policy.h"
 #include "audit/procinfo.h"
 #include "span/span.h"
@@ -21,6 +22,8 @@ struct audit_judge;
 /* procs and policy stay owned by the caller; policy may be NULL (only shadow AI is judged). */
 struct audit_judge *audit_judge__new(struct proc_table *procs, struct policy *policy);
 void audit_judge__span(struct audit_judge *j, struct span *s);
+/* Container metadata for image / pod-label rules and the record (owned by the caller). */
+void audit_judge__set_containers(struct audit_judge *j, struct container_meta *m);
 void audit_judge__free(struct audit_judge *j);
 
 /* The shadow-AI reason for a span, or NULL when it is not shadow AI. Writes a readable

@@ -27,7 +27,7 @@ struct str_list {
 
 struct policy_rule {
 	char *name;
-	struct str_list exes, containers, pods, users;
+	struct str_list exes, containers, pods, users, images, labels;
 	struct str_list providers, hosts, models, keys;
 };
 
@@ -55,6 +55,8 @@ static void rule__free(struct policy_rule *r)
 	str_list__free(&r->containers);
 	str_list__free(&r->pods);
 	str_list__free(&r->users);
+	str_list__free(&r->images);
+	str_list__free(&r->labels);
 	str_list__free(&r->providers);
 	str_list__free(&r->hosts);
 	str_list__free(&r->models);
@@ -118,6 +120,10 @@ static const struct list_key match_keys[] = {
     {"container_ids", offsetof(struct policy_rule, containers)},
     {"pod_uids", offsetof(struct policy_rule, pods)},
     {"users", offsetof(struct policy_rule, users)},
+    {"images", offsetof(struct policy_rule, images)},
+    {"image", offsetof(struct policy_rule, images)}, /* the same list, either spelling */
+    {"pod_labels", offsetof(struct policy_rule, labels)},
+    {"pod_label", offsetof(struct policy_rule, labels)},
 };
 
 static const struct list_key allow_keys[] = {
@@ -126,6 +132,20 @@ static const struct list_key allow_keys[] = {
     {"models", offsetof(struct policy_rule, models)},
     {"api_keys", offsetof(struct policy_rule, keys)},
 };
+
+/* "key=value" (the value may be a glob): a bare key would select nothing anyone meant. */
+static int check_labels(const struct str_list *l, const char *where, char *err, size_t cap)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const char *eq = strchr(l->v[i], '=');
+
+		if (!eq || eq == l->v[i]) {
+			snprintf(err, cap, "%s[%zu] must be \"key=value\"", where, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 static int parse_lists(struct json_object *obj, struct policy_rule *r, const struct list_key *keys,
 		       size_t nkeys, const char *where, char *err, size_t cap)
@@ -142,20 +162,21 @@ static int parse_lists(struct json_object *obj, struct policy_rule *r, const str
 
 		for (k = 0; k < nkeys && strcmp(key, keys[k].key); k++)
 			;
+		struct str_list *l;
+
 		if (k == nkeys) {
-			if (!strcmp(key, "pod_labels"))
-				snprintf(
-				    err, cap,
-				    "%s.pod_labels: tokentap cannot see pod labels (it knows a "
-				    "pod only by the uid in its cgroup path); use pod_uids",
-				    where);
-			else
-				snprintf(err, cap, "%s: unknown key \"%.64s\"", where, key);
+			snprintf(err, cap, "%s: unknown key \"%.64s\"", where, key);
 			return -EINVAL;
 		}
 		snprintf(path, sizeof(path), "%s.%s", where, key);
-		if (parse_list(val, (struct str_list *)((char *)r + keys[k].offset), path, err,
-			       cap))
+		l = (struct str_list *)((char *)r + keys[k].offset);
+		if (l->set) {
+			snprintf(err, cap, "%s: given twice (both spellings)", path);
+			return -EINVAL;
+		}
+		if (parse_list(val, l, path, err, cap))
+			return -EINVAL;
+		if (l == &r->labels && check_labels(l, path, err, cap))
 			return -EINVAL;
 	}
 	return 0;
@@ -179,7 +200,8 @@ static int parse_rule(struct json_object *obj, struct policy_rule *r, size_t idx
 		if (!strcmp(key, "name") && json_object_is_type(val, json_type_string)) {
 			r->name = strdup(json_object_get_string(val));
 		} else if (!strcmp(key, "match")) {
-			if (parse_lists(val, r, match_keys, 4, sub, err, cap))
+			if (parse_lists(val, r, match_keys,
+					sizeof(match_keys) / sizeof(match_keys[0]), sub, err, cap))
 				return -EINVAL;
 		} else if (!strcmp(key, "allow")) {
 			if (parse_lists(val, r, allow_keys, 4, sub, err, cap))
@@ -347,12 +369,59 @@ static bool m_glob(const char *pat, const char *v)
 	return !fnmatch(pat, v, FNM_CASEFOLD);
 }
 
+/* A glob over the whole image reference ("ghcr.io/team/agent:v*", "nginx:1.2?"). */
+static bool m_image(const char *pat, const char *v)
+{
+	return !fnmatch(pat, v, 0);
+}
+
 static bool m_exact(const char *pat, const char *v)
 {
 	return !strcmp(pat, v);
 }
 
-static bool rule__selects(const struct policy_rule *r, const struct policy_call *c)
+static void verdict__unevaluated(struct policy_verdict *v, const char *rule, const char *why)
+{
+	if (v->n_unevaluated < POLICY_MAX_VIOLATIONS) {
+		v->unevaluated[v->n_unevaluated].rule = rule;
+		v->unevaluated[v->n_unevaluated++].reason = why;
+	}
+}
+
+/*
+ * Image and pod-label selectors. Outside any container they are known not to match. In a
+ * container whose metadata is unknown (or whose runtime records no labels) they cannot be
+ * decided: the rule does not select, and the verdict says why.
+ */
+static bool rule__selects_container(const struct policy_rule *r, const struct policy_call *c,
+				    struct policy_verdict *v)
+{
+	const struct container_info *ci = c->container;
+	bool in_container = c->container_id && c->container_id[0];
+
+	if (r->images.set) {
+		if (in_container && (!ci || !ci->image[0])) {
+			verdict__unevaluated(v, r->name, "image_unknown");
+			return false;
+		}
+		if (!ci || !list_any(&r->images, ci->image, m_image))
+			return false;
+	}
+	if (r->labels.set) {
+		if (in_container && (!ci || !ci->labels_known)) {
+			verdict__unevaluated(v, r->name, "pod_labels_unknown");
+			return false;
+		}
+		for (size_t i = 0; ci && i < r->labels.n; i++)
+			if (container_info__has_label(ci, r->labels.v[i]))
+				return true;
+		return false;
+	}
+	return true;
+}
+
+static bool rule__selects(const struct policy_rule *r, const struct policy_call *c,
+			  struct policy_verdict *v)
 {
 	char uid[24] = "";
 
@@ -367,7 +436,7 @@ static bool rule__selects(const struct policy_rule *r, const struct policy_call 
 	if (r->users.set && !list_any(&r->users, c->user, m_exact) &&
 	    !list_any(&r->users, uid, m_exact))
 		return false;
-	return true;
+	return rule__selects_container(r, c, v);
 }
 
 static void verdict__add(struct policy_verdict *v, const char *what)
@@ -396,7 +465,7 @@ void policy__eval(struct policy *p, const struct policy_call *c, struct policy_v
 	size_t i;
 
 	memset(v, 0, sizeof(*v));
-	for (i = 0; i < p->n_rules && !rule__selects(&p->rules[i], c); i++)
+	for (i = 0; i < p->n_rules && !rule__selects(&p->rules[i], c, v); i++)
 		;
 	if (i < p->n_rules) {
 		v->rule = p->rules[i].name;

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/container_meta.h"
+
 #define POLICY_MAX_VIOLATIONS 8
 
 /* What the policy looks at. Any string may be NULL or "" (unknown). */
@@ -30,6 +32,9 @@ struct policy_call {
 	const char *model;	     /* gen_ai.request.model (else response model) */
 	const char *key_fingerprint; /* tokentap.api_key.fingerprint */
 	bool shadow_ai;
+	/* Container metadata (audit/container_meta.h); NULL when the process is in no container
+	 * or its runtime's state was not found. */
+	const struct container_info *container;
 };
 
 struct policy_verdict {
@@ -37,6 +42,14 @@ struct policy_verdict {
 	const char *rule; /* name of the rule that matched, NULL for the default */
 	const char *violations[POLICY_MAX_VIOLATIONS]; /* static strings */
 	int n_violations;
+	/* Rules skipped because the call's facts cannot decide them (an image rule for a
+	 * container whose metadata is unknown, a pod_labels rule under containerd, which records
+	 * no pod labels): reported, never silently passed. */
+	struct {
+		const char *rule;   /* the rule's name */
+		const char *reason; /* static: "image_unknown", "pod_labels_unknown" */
+	} unevaluated[POLICY_MAX_VIOLATIONS];
+	int n_unevaluated;
 };
 
 struct policy_stats {

@@ -135,45 +135,15 @@ static void proc__cmdline(const struct proc_table *t, struct proc_facts *f)
 	redact__cmdline(raw, (size_t)n, f->cmdline, sizeof(f->cmdline));
 }
 
-bool cgroup__pod_uid(const char *line, char *out, size_t cap)
-{
-	const char *p = line;
-
-	if (cap < 37)
-		return false;
-	while ((p = strstr(p, "pod"))) {
-		size_t i;
-
-		p += 3;
-		for (i = 0; i < 36 && (isxdigit((unsigned char)p[i]) || p[i] == '-' || p[i] == '_');
-		     i++)
-			;
-		if (i != 36 || !(p[8] == '-' || p[8] == '_'))
-			continue;
-		for (i = 0; i < 36; i++)
-			out[i] = p[i] == '_' ? '-' : (char)tolower((unsigned char)p[i]);
-		out[36] = '\0';
-		return true;
-	}
-	return false;
-}
-
+/* cgroup__pod_uid and the container id: span/resource.c's parser, shared with the spans. */
 static void proc__cgroup(const struct proc_table *t, struct proc_facts *f)
 {
-	char path[96], line[1024];
-	FILE *fp;
+	struct cgroup_ids ids;
 
-	snprintf(path, sizeof(path), "%s/%u/cgroup", t->proc_root, f->pid);
-	fp = fopen(path, "re");
-	if (!fp)
+	if (cgroup__read(t->proc_root, f->pid, &ids) <= 0)
 		return;
-	while (fgets(line, sizeof(line), fp)) {
-		if (!f->container_id[0])
-			cgroup__container_id(line, f->container_id, sizeof(f->container_id));
-		if (!f->pod_uid[0])
-			cgroup__pod_uid(line, f->pod_uid, sizeof(f->pod_uid));
-	}
-	fclose(fp);
+	snprintf(f->container_id, sizeof(f->container_id), "%s", ids.container_id);
+	snprintf(f->pod_uid, sizeof(f->pod_uid), "%s", ids.pod_uid);
 }
 
 static void proc__user(struct proc_table *t, struct proc_facts *f)

@@ -47,18 +47,33 @@ static const struct sock_rung sock_rungs[] = {
 #define SOCK_RUNGS (sizeof(sock_rungs) / sizeof(sock_rungs[0]))
 
 /*
- * Plain HTTP capture (bpf/plain.bpf.c): syscall-entry tracepoints and the TCP close tracepoint,
- * plus one rung for the end of a call: sock:sock_{send,recv}_length where the kernel has them
- * (6.3+; socket I/O only), else the syscall-exit tracepoints.
+ * Plain HTTP capture (bpf/plain.bpf.c) has a ladder of its own, walked once the socket rung is
+ * live; the TCP close tracepoint (tp_plain_sock_state) goes with every rung:
+ *   fentry       fentry + fexit on tcp_sendmsg/tcp_recvmsg
+ *   kprobe       kprobe + kretprobe on the same
+ *   sock_length  syscall-entry tracepoints, sock:sock_{send,recv}_length (6.3+) for the end
+ *   sys_exit     syscall-entry and syscall-exit tracepoints
+ * A kernel that refuses one fentry program refuses the whole object: the fentry and kprobe
+ * programs are loaded only with a socket rung at least as demanding (fentry loads both, kprobe
+ * loads the kprobe ones), or when forced; the tracepoint ones are always loaded, the fallback.
  */
 #define PLAIN_PREFIX "tp_plain_"
 #define PLAIN_RUNG "tracepoint"
 
-static const struct sock_rung plain_rungs[] = {
-    {"sock_length", "tp_plain_len_"},
-    {"sys_exit", "tp_plain_exit_"},
+struct plain_rung {
+	const char *name;
+	const char *prefix[2]; /* entry and end programs */
+	int sock_rung;	       /* index in sock_rungs[] of the kind it needs; -1: tracepoints */
+};
+
+static const struct plain_rung plain_rungs[] = {
+    {"fentry", {"fentry_plain_tcp_", "fexit_plain_tcp_"}, 0},
+    {"kprobe", {"kprobe_plain_tcp_", "kretprobe_plain_tcp_"}, 1},
+    {"sock_length", {"tp_plain_enter_", "tp_plain_len_"}, -1},
+    {"sys_exit", {"tp_plain_enter_", "tp_plain_exit_"}, -1},
 };
 #define PLAIN_RUNGS (sizeof(plain_rungs) / sizeof(plain_rungs[0]))
+#define PLAIN_SHARED "tp_plain_sock_state"
 
 struct capture {
 	struct tokentap_bpf *skel;
@@ -69,9 +84,12 @@ struct capture {
 	int nlinks;
 	const char *rung;
 	const char *plain_rung; /* NULL: plain capture off */
+	char plain_tried[256];	/* why the plain rungs above the live one were passed over */
 	uint64_t events, bytes, malformed;
 	uint64_t plain_records, plain_bytes;
 	bool verbose;
+	uint32_t max_attached_files;
+	bool classic_probes;
 };
 
 /* ---- libbpf logging and preflight checks ---------------------------------------------------- */
@@ -155,9 +173,41 @@ static const struct sock_rung *sock_rung__of(const struct bpf_program *prog)
 	return NULL;
 }
 
+static bool prefix__is(const char *name, const char *prefix)
+{
+	return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+/* The plain rung whose entry or end programs prog is; NULL for the shared close program. */
+static const struct plain_rung *plain_rung__of(const struct bpf_program *prog)
+{
+	const char *name = bpf_program__name(prog);
+	size_t i;
+
+	for (i = 0; i < PLAIN_RUNGS; i++) {
+		if (prefix__is(name, plain_rungs[i].prefix[0]) ||
+		    prefix__is(name, plain_rungs[i].prefix[1]))
+			return &plain_rungs[i];
+	}
+	return NULL;
+}
+
 static bool prog__is_plain(const struct bpf_program *prog)
 {
-	return strncmp(bpf_program__name(prog), PLAIN_PREFIX, strlen(PLAIN_PREFIX)) == 0;
+	return prefix__is(bpf_program__name(prog), PLAIN_PREFIX) || plain_rung__of(prog);
+}
+
+/* Whether a plain program is loaded with socket rung `rung` (see plain_rungs[]). */
+static bool plain__loads(const struct bpf_program *prog, const struct capture_opts *opts,
+			 const struct sock_rung *rung)
+{
+	const struct plain_rung *pr = plain_rung__of(prog);
+
+	if (!pr || pr->sock_rung < 0)
+		return true;
+	if (opts->plain_rung)
+		return !strcmp(opts->plain_rung, pr->name);
+	return rung - sock_rungs <= pr->sock_rung;
 }
 
 static int capture__link(struct capture *c, struct bpf_program *prog)
@@ -203,7 +253,8 @@ static int capture__load(struct capture *c, const struct capture_opts *opts,
 		if (r && !err)
 			err = bpf_program__set_autoload(prog, r == rung);
 		if (!err && prog__is_plain(prog))
-			err = bpf_program__set_autoload(prog, plain);
+			err = bpf_program__set_autoload(prog,
+							plain && plain__loads(prog, opts, rung));
 	}
 	return err ? err : tokentap_bpf__load(c->skel);
 }
@@ -310,7 +361,11 @@ static int capture__on_record(void *ctx, void *data, size_t size)
 	memcpy(&h, data, sizeof(h));
 	/* Attach before the sink sees the exec, so the new image is covered as early as we can. */
 	if (h.kind == TT_EV_EXEC)
-		attach__on_exec(c->attach, h.pid);
+		attach__on_exec_at(c->attach, h.pid, h.ts_ns);
+	else if (h.kind == TT_EV_EXIT)
+		attach__on_exit(c->attach, h.pid);
+	if (h.source == TT_SRC_BORINGSSL && !attach__record_trusted(c->attach, data, size))
+		return 0;
 	if (capture__dispatch_record(data, size, &c->sink)) {
 		c->malformed++;
 		return 0;
@@ -333,16 +388,27 @@ static int capture__attach_tls(struct capture *c)
 	    .entry = {s->progs.uprobe_ssl_write, s->progs.uprobe_ssl_read,
 		      s->progs.uprobe_ssl_write_ex, s->progs.uprobe_ssl_read_ex,
 		      s->progs.uprobe_ssl_free, s->progs.uprobe_gnutls_record_send,
-		      s->progs.uprobe_gnutls_record_recv, s->progs.uprobe_gnutls_deinit},
+		      s->progs.uprobe_gnutls_record_recv, s->progs.uprobe_gnutls_deinit,
+		      [ATTACH_FN_SSL_CTRL] = s->progs.uprobe_ssl_ctrl,
+		      [ATTACH_FN_GNUTLS_SERVER_NAME_SET] = s->progs.uprobe_gnutls_server_name_set},
 	    .ret = {s->progs.uretprobe_ssl_write, s->progs.uretprobe_ssl_read,
 		    s->progs.uretprobe_ssl_write_ex, s->progs.uretprobe_ssl_read_ex, NULL,
 		    s->progs.uretprobe_gnutls_record_send, s->progs.uretprobe_gnutls_record_recv,
 		    NULL},
+	    .go = {s->progs.uprobe_go_tls_write, s->progs.uprobe_go_tls_write_ret,
+		   s->progs.uprobe_go_tls_read, s->progs.uprobe_go_tls_read_ret,
+		   s->progs.uprobe_go_tls_close},
 	};
 
+	if (!c->classic_probes) {
+		progs.sites.entry = s->progs.uprobe_ssl_site_enter;
+		progs.sites.ret = s->progs.uprobe_ssl_site_return;
+		progs.sites.checks_fd = bpf_map__fd(s->maps.site_checks);
+	}
 	c->attach = attach__new(&progs, c->verbose);
 	if (!c->attach)
 		return -ENOMEM;
+	attach__set_max_files(c->attach, c->max_attached_files);
 	if (attach__scan_all(c->attach) > 0)
 		return 0;
 	fprintf(stderr,
@@ -353,32 +419,29 @@ static int capture__attach_tls(struct capture *c)
 	return c->plain_rung ? 0 : -ENOENT;
 }
 
-/* The plain programs of one exit rung, or (rung NULL) those every rung shares. */
-static bool prog__in_plain_rung(const struct bpf_program *prog, const struct sock_rung *rung)
+/* The plain programs of one rung, or (rung NULL) the close program every rung shares. */
+static bool prog__in_plain_rung(const struct bpf_program *prog, const struct plain_rung *rung)
 {
-	const char *name = bpf_program__name(prog);
-	size_t i;
-
-	if (!prog__is_plain(prog))
+	if (!prog__is_plain(prog) || !bpf_program__autoload(prog))
 		return false;
-	if (rung)
-		return strncmp(name, rung->prefix, strlen(rung->prefix)) == 0;
-	for (i = 0; i < PLAIN_RUNGS; i++) {
-		if (!strncmp(name, plain_rungs[i].prefix, strlen(plain_rungs[i].prefix)))
-			return false;
-	}
-	return true;
+	if (!rung)
+		return !strcmp(bpf_program__name(prog), PLAIN_SHARED);
+	return prefix__is(bpf_program__name(prog), rung->prefix[0]) ||
+	       prefix__is(bpf_program__name(prog), rung->prefix[1]);
 }
 
-/* Attaches a set of plain programs; on failure detaches what it attached. */
-static int capture__link_plain(struct capture *c, const struct sock_rung *rung)
+#define PLAIN_NOT_LOADED 1
+
+/* Attaches a set of plain programs; on failure detaches what it attached. Returns 0, -errno,
+ * or PLAIN_NOT_LOADED when the rung's programs were not loaded with this socket rung. */
+static int capture__link_plain(struct capture *c, const struct plain_rung *rung)
 {
 	struct bpf_program *prog;
-	int first = c->nlinks, err = 0, i;
+	int first = c->nlinks, err = PLAIN_NOT_LOADED, i;
 
 	bpf_object__for_each_program(prog, c->skel->obj)
 	{
-		if (!err && prog__in_plain_rung(prog, rung))
+		if ((err == 0 || err == PLAIN_NOT_LOADED) && prog__in_plain_rung(prog, rung))
 			err = capture__link(c, prog);
 	}
 	if (!err)
@@ -389,7 +452,56 @@ static int capture__link_plain(struct capture *c, const struct sock_rung *rung)
 	return err;
 }
 
-/* Plain capture is an extra: when its tracepoints cannot attach, TLS capture goes on. */
+static void capture__plain_passed(struct capture *c, const char *rung, int err)
+{
+	size_t used = strlen(c->plain_tried);
+
+	snprintf(c->plain_tried + used, sizeof(c->plain_tried) - used, "%s%s: %s",
+		 used ? "; " : "", rung,
+		 err == PLAIN_NOT_LOADED ? "not loaded with this socket rung" : strerror(-err));
+}
+
+/* Parses "p1,p2,.." (1..65535 each) into ports[]; returns how many, or -EINVAL. */
+int capture__parse_ports(const char *list, uint16_t *ports, int max)
+{
+	const char *p = list;
+	int n = 0;
+
+	while (p && *p) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+
+		if (end == p || v == 0 || v > 65535 || (*end && *end != ',') || n >= max)
+			return -EINVAL;
+		ports[n++] = (uint16_t)v;
+		p = *end ? end + 1 : end;
+	}
+	return n;
+}
+
+/* Fills the kernel's h2c port list (bpf/plain.bpf.c plain_h2c_ports). */
+static int capture__set_h2c_ports(struct capture *c, const struct capture_opts *opts)
+{
+	const char *list = opts->h2c_ports ? opts->h2c_ports : CAPTURE_H2C_PORTS_DEFAULT;
+	uint16_t ports[CAPTURE_H2C_PORTS_MAX];
+	uint8_t one = 1;
+	int n = capture__parse_ports(list, ports, CAPTURE_H2C_PORTS_MAX), i, err;
+
+	if (n < 0) {
+		fprintf(stderr, "tokentap: h2c ports '%s': want PORT[,PORT..] (at most %d)\n", list,
+			CAPTURE_H2C_PORTS_MAX);
+		return n;
+	}
+	for (i = 0; i < n; i++) {
+		err = bpf_map__update_elem(c->skel->maps.plain_h2c_ports, &ports[i],
+					   sizeof(ports[i]), &one, sizeof(one), BPF_ANY);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Plain capture is an extra: when none of its rungs attaches, TLS capture goes on. */
 static void capture__attach_plain(struct capture *c, const struct capture_opts *opts)
 {
 	int err = -ENOENT;
@@ -397,22 +509,31 @@ static void capture__attach_plain(struct capture *c, const struct capture_opts *
 
 	if (!c->plain_rung)
 		return;
+	if (capture__set_h2c_ports(c, opts)) {
+		fprintf(stderr, "tokentap: plain HTTP capture off: cannot set the h2c ports\n");
+		c->plain_rung = NULL;
+		return;
+	}
 	for (i = 0; i < PLAIN_RUNGS && err; i++) {
 		if (opts->plain_rung && strcmp(opts->plain_rung, plain_rungs[i].name) != 0)
 			continue;
 		err = capture__link_plain(c, &plain_rungs[i]);
 		if (!err)
 			c->plain_rung = plain_rungs[i].name;
-		else if (c->verbose)
-			fprintf(stderr, "tokentap: plain exit rung %s: %s\n", plain_rungs[i].name,
-				strerror(-err));
+		else
+			capture__plain_passed(c, plain_rungs[i].name, err);
 	}
 	if (!err)
 		err = capture__link_plain(c, NULL);
-	if (!err)
+	if (!err) {
+		if (c->verbose)
+			fprintf(stderr, "tokentap: plain HTTP rung %s%s%s%s\n", c->plain_rung,
+				*c->plain_tried ? " (" : " (first choice)", c->plain_tried,
+				*c->plain_tried ? ")" : "");
 		return;
-	fprintf(stderr, "tokentap: plain HTTP capture off: cannot attach its tracepoints: %s\n",
-		strerror(-err));
+	}
+	fprintf(stderr, "tokentap: plain HTTP capture off: cannot attach its programs: %s\n",
+		*c->plain_tried ? c->plain_tried : strerror(err > 0 ? ENOENT : -err));
 	c->plain_rung = NULL;
 }
 
@@ -460,6 +581,8 @@ int capture__open(struct capture **out, const struct capture_opts *opts,
 	if (!c)
 		return -ENOMEM;
 	c->verbose = opts->verbose;
+	c->max_attached_files = opts->max_attached_files;
+	c->classic_probes = opts->classic_probes;
 	if (sink)
 		c->sink = *sink;
 	libbpf_set_print(c->verbose ? libbpf_print_verbose : libbpf_print_quiet);
@@ -523,6 +646,7 @@ static void capture__sum_plain(struct capture *c, struct capture_stats *st)
 	free(vals);
 	st->plain_socks_llm = sum[TT_PLAIN_SOCKS_LLM];
 	st->plain_socks_other = sum[TT_PLAIN_SOCKS_OTHER];
+	st->plain_h2c_other = sum[TT_PLAIN_SOCKS_H2C_OTHER];
 }
 
 void capture__stats(struct capture *c, struct capture_stats *st)
@@ -535,6 +659,7 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 	st->malformed_records = c->malformed;
 	st->sock_rung = c->rung;
 	st->plain_rung = c->plain_rung;
+	st->plain_tried = c->plain_tried;
 	st->plain_records = c->plain_records;
 	st->plain_bytes = c->plain_bytes;
 	if (c->skel) {
@@ -549,6 +674,16 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 		attach__stats(c->attach, &as);
 		st->attached_files = as.files;
 		st->attach_failures = as.failures;
+		st->attach_users = as.users;
+		st->attach_processes = as.processes;
+		st->attach_max_files = as.max_files;
+		st->attach_refusals = as.refusals;
+		st->attach_detaches = as.detaches;
+		st->exec_attaches = as.exec_attaches;
+		st->needed_attaches = as.needed_attaches;
+		st->exec_window_last_ns = as.exec_window_last_ns;
+		st->exec_window_max_ns = as.exec_window_max_ns;
+		st->exec_window_avg_ns = as.exec_window_avg_ns;
 	}
 }
 

@@ -60,6 +60,15 @@ struct cap_proc {
 	char comm[16];
 };
 
+/* The TLS server name indication a client set on a connection. name is NUL-terminated, holds
+ * only bytes a host name may contain (the record is rejected otherwise) and is lower case. */
+struct cap_sni {
+	struct cap_conn_key key;
+	uint64_t ts_ns;
+	int tls_source; /* enum tt_tls_source */
+	char name[256];
+};
+
 /* Where capture delivers, in ring-buffer order. Any callback may be NULL. */
 struct cap_sink {
 	void *ctx;
@@ -71,6 +80,8 @@ struct cap_sink {
 	 * lost). TT_EV_SYNC: the positions now; see include/tokentap_abi.h. */
 	void (*on_ignore)(void *ctx, const struct cap_close *c);
 	void (*on_sync)(void *ctx, const struct cap_close *c);
+	/* TT_EV_SNI: the client named its server in the TLS handshake. */
+	void (*on_sni)(void *ctx, const struct cap_sni *s);
 };
 
 struct capture_opts {
@@ -79,8 +90,17 @@ struct capture_opts {
 	bool verbose;           /* let libbpf print */
 	const char *sock_rung;  /* force "fentry", "kprobe" or "tracepoint"; NULL = probe */
 	bool no_plain;          /* do not capture plain HTTP (no TLS) LLM traffic */
-	const char *plain_rung; /* force "sock_length" or "sys_exit" (end of a call); NULL = probe */
+	const char *plain_rung; /* force "fentry", "kprobe", "sock_length" or "sys_exit"; NULL = probe */
+	/* Server ports whose h2c (HTTP/2 without TLS) connections are copied: "p1,p2,..";
+	 * NULL = CAPTURE_H2C_PORTS_DEFAULT, "" = none. */
+	const char *h2c_ports;
+	uint32_t max_attached_files; /* files with TLS probes at once; 0 = 512 */
+	bool classic_probes;	     /* --probe-sites=classic: no emulated sites (attach/sites.c) */
 };
+
+/* Known LLM servers' ports: LiteLLM, vLLM, llama.cpp server, Ollama. */
+#define CAPTURE_H2C_PORTS_DEFAULT "4000,8000,8080,11434"
+#define CAPTURE_H2C_PORTS_MAX 64
 
 struct capture_stats {
 	uint64_t events, bytes;      /* records and payload bytes received */
@@ -97,6 +117,13 @@ struct capture_stats {
 	uint64_t plain_bytes;        /* their payload bytes: 0 while no LLM traffic is plain */
 	uint64_t plain_socks_llm;    /* TCP sockets judged LLM traffic (copied) */
 	uint64_t plain_socks_other;  /* TCP sockets whose first POST went to another path */
+	uint64_t plain_h2c_other;    /* h2c connections to a port not in h2c_ports: not copied */
+	const char *plain_tried;     /* why the plain rungs before plain_rung were passed over */
+	/* Attached files' users and bound, and exec -> attached (see attach/attach.h). */
+	uint32_t attach_users, attach_processes, attach_max_files;
+	uint64_t attach_refusals, attach_detaches;
+	uint64_t exec_attaches, needed_attaches;
+	uint64_t exec_window_last_ns, exec_window_max_ns, exec_window_avg_ns;
 };
 
 struct capture;
@@ -113,5 +140,8 @@ void capture__close(struct capture *c);
 /* Decodes one raw record as the kernel wrote it (also used by the replay file reader and the
  * fuzzer). Returns 0, or -EINVAL for a malformed record (counted by the caller). */
 int capture__dispatch_record(const void *rec, size_t size, const struct cap_sink *sink);
+
+/* Parses a port list "p1,p2,.." (each 1..65535, at most max): returns the count or -EINVAL. */
+int capture__parse_ports(const char *list, uint16_t *ports, int max);
 
 #endif

@@ -42,10 +42,16 @@ _Static_assert(sizeof(struct tt_proc_event) == 56, "tt_proc_event size");
 _Static_assert(offsetof(struct tt_proc_event, ppid) == 32, "tt_proc_event.ppid");
 _Static_assert(offsetof(struct tt_proc_event, exit_code) == 36, "tt_proc_event.exit_code");
 _Static_assert(offsetof(struct tt_proc_event, comm) == 40, "tt_proc_event.comm");
+_Static_assert(sizeof(struct tt_sni_event) == 40 + TT_SNI_MAX, "tt_sni_event size");
+_Static_assert(offsetof(struct tt_sni_event, name_len) == 32, "tt_sni_event.name_len");
+_Static_assert(offsetof(struct tt_sni_event, name) == 40, "tt_sni_event.name");
+_Static_assert(sizeof(((struct cap_sni *)0)->name) == TT_SNI_MAX, "cap_sni.name holds a name");
 _Static_assert(TT_DROP__COUNT <= 8, "capture_stats.drops has room for every drop counter");
 /* llm/ and span/ name sources by value (they never see the ABI header). */
 _Static_assert(TT_SRC_OPENSSL == 1 && TT_SRC_PLAINTEXT == 2 && TT_SRC_GNUTLS == 3,
 	       "tt_tls_source values used by llm.c and span.c");
+_Static_assert(TT_SRC_GO == 4, "tt_tls_source value used by span.c");
+_Static_assert(TT_SRC_BORINGSSL == 5, "tt_tls_source value used by span.c");
 _Static_assert(TT_DIR_WRITE == (int)CAP_DIR_WRITE && TT_DIR_READ == (int)CAP_DIR_READ,
 	       "tt_direction and cap_dir agree");
 
@@ -154,6 +160,41 @@ static int record__proc(const unsigned char *rec, size_t size, const struct cap_
 	return 0;
 }
 
+/* Letters, digits, '-', '.', '_' (some internal names use it) and ':' (an IPv6 literal a
+ * client passed anyway): anything else is no host name and must not reach an export. */
+static bool sni__char_ok(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '.' || ch == '_' || ch == ':';
+}
+
+static int record__sni(const unsigned char *rec, size_t size, const struct cap_sink *sink)
+{
+	struct tt_sni_event ev;
+	struct cap_sni s;
+
+	if (size < sizeof(ev))
+		return -EINVAL;
+	memcpy(&ev, rec, sizeof(ev));
+	if (!ev.name_len || ev.name_len >= TT_SNI_MAX)
+		return -EINVAL;
+	memset(&s, 0, sizeof(s));
+	for (__u32 i = 0; i < ev.name_len; i++) {
+		unsigned char ch = (unsigned char)ev.name[i];
+
+		if (!sni__char_ok(ch))
+			return -EINVAL;
+		s.name[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+	}
+	if (!sink->on_sni)
+		return 0;
+	s.key = conn_key(&ev.hdr);
+	s.ts_ns = ev.hdr.ts_ns;
+	s.tls_source = ev.hdr.source;
+	sink->on_sni(sink->ctx, &s);
+	return 0;
+}
+
 int capture__dispatch_record(const void *rec, size_t size, const struct cap_sink *sink)
 {
 	static const struct cap_sink none;
@@ -176,6 +217,8 @@ int capture__dispatch_record(const void *rec, size_t size, const struct cap_sink
 	case TT_EV_EXEC:
 	case TT_EV_EXIT:
 		return record__proc(rec, size, sink);
+	case TT_EV_SNI:
+		return record__sni(rec, size, sink);
 	default:
 		return -EINVAL;
 	}

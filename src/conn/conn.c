@@ -502,6 +502,14 @@ void conn_table__on_sock(struct conn_table *t, const struct cap_sock *s)
 	c->info.has_peer = true;
 }
 
+void conn_table__on_sni(struct conn_table *t, const struct cap_sni *s)
+{
+	struct conn *c = conn__get(t, &s->key, s->ts_ns);
+
+	if (c)
+		snprintf(c->info.sni, sizeof(c->info.sni), "%s", s->name);
+}
+
 void conn_table__on_exit(struct conn_table *t, uint32_t pid, uint64_t ts_ns)
 {
 	struct conn *c = t->lru_head, *next;
@@ -519,9 +527,12 @@ void conn_table__tick(struct conn_table *t, uint64_t now_ns)
 {
 	struct conn *c, *prev;
 
-	for (c = t->lru_head; c; c = c->lru_next)
+	for (c = t->lru_head; c; c = c->lru_next) {
 		if (c->http)
 			http_parser__expire(c->http, now_ns, t->opts.request_timeout_ns);
+		/* Calls waiting for their response shrink to their packed form. */
+		llm_conn__trim(c->llm);
+	}
 	/* Oldest first; stop at the first connection still inside the idle window. */
 	for (c = t->lru_tail; c; c = prev) {
 		prev = c->lru_prev;
@@ -540,9 +551,35 @@ void conn_table__close_all(struct conn_table *t, uint64_t now_ns)
 		conn__destroy(t, t->lru_head, now_ns);
 }
 
+static int pid__cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Distinct processes among the tracked connections (sorted, then counted once each). */
+static uint64_t conn_table__procs(const struct conn_table *t)
+{
+	uint32_t *pids = t->st.open ? malloc(t->st.open * sizeof(*pids)) : NULL;
+	const struct conn *c;
+	uint64_t n = 0, i, distinct = 0;
+
+	if (!pids)
+		return 0;
+	for (c = t->lru_head; c && n < t->st.open; c = c->lru_next)
+		pids[n++] = c->key.pid;
+	qsort(pids, n, sizeof(*pids), pid__cmp);
+	for (i = 0; i < n; i++)
+		distinct += i == 0 || pids[i] != pids[i - 1];
+	free(pids);
+	return distinct;
+}
+
 void conn_table__stats(const struct conn_table *t, struct conn_stats *st)
 {
 	*st = t->st;
+	st->procs = conn_table__procs(t);
 }
 
 void conn_table__free(struct conn_table *t)

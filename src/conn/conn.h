@@ -41,6 +41,7 @@ struct conn_stats {
 	uint64_t resumed;           /* ignored connections copied again from an LLM request on */
 	uint64_t syncs;             /* position updates after kernel-side loss (TT_EV_SYNC) */
 	uint64_t parser_renewals;   /* HTTP/1 parsers started over after loss left nothing open */
+	uint64_t procs;             /* traced processes: distinct pids with a tracked connection now */
 };
 
 struct conn_table;
@@ -54,6 +55,8 @@ void conn_table__on_ignore(struct conn_table *t, const struct cap_close *c);
  * when the connection was ignored (copying resumes here). */
 void conn_table__on_sync(struct conn_table *t, const struct cap_close *c);
 void conn_table__on_sock(struct conn_table *t, const struct cap_sock *s);
+/* The TLS server name the client set (before its handshake): kept as llm_conn_info.sni. */
+void conn_table__on_sni(struct conn_table *t, const struct cap_sni *s);
 /* The whole process is gone: its connections close (open calls end with an error). */
 void conn_table__on_exit(struct conn_table *t, uint32_t pid, uint64_t ts_ns);
 /* Time passes: request timeouts, idle eviction. Call about once a second. */

@@ -165,7 +165,13 @@ static void write_container(FILE *o, const struct span *s, const struct proc_fac
 
 	fputs(",\"container\":{", o);
 	j_str(o, "id", cid, &first);
-	j_str(o, "pod_uid", f ? f->pod_uid : NULL, &first);
+	j_str(o, "pod_uid", f && f->pod_uid[0] ? f->pod_uid : res_str(s, "k8s.pod.uid"), &first);
+	/* From the container runtime's state (audit/container_meta.c), when found. */
+	j_str(o, "runtime", span_str(s, "container.runtime"), &first);
+	j_str(o, "image", span_str(s, "container.image.name"), &first);
+	j_str(o, "name", span_str(s, "container.name"), &first);
+	j_str(o, "pod_name", span_str(s, "k8s.pod.name"), &first);
+	j_str(o, "pod_namespace", span_str(s, "k8s.namespace.name"), &first);
 	fputc('}', o);
 }
 
@@ -176,6 +182,7 @@ static void write_destination(FILE *o, const struct span *s)
 	fputs(",\"destination\":{", o);
 	j_str(o, "server_address", span_str(s, "server.address"), &first);
 	j_int(o, "server_port", span_int(s, "server.port"), &first);
+	j_str(o, "tls_server_name", span_str(s, "tls.client.server_name"), &first);
 	j_str(o, "peer_address", span_str(s, "network.peer.address"), &first);
 	j_int(o, "peer_port", span_int(s, "network.peer.port"), &first);
 	j_str(o, "tls_library", span_str(s, "tokentap.tls.library"), &first);
@@ -215,6 +222,19 @@ static void write_call(FILE *o, const struct span *s)
 	fputc('}', o);
 }
 
+/* A string-array attribute as a JSON array ([] when absent). */
+static void j_strs(FILE *o, const char *k, const struct attr *a, bool *first)
+{
+	j_key(o, k, first);
+	fputc('[', o);
+	for (size_t i = 0; a && a->type == ATTR_STRING_ARRAY && i < a->arr.n; i++) {
+		if (i)
+			fputc(',', o);
+		utf8__write_json_string(o, a->arr.v[i]);
+	}
+	fputc(']', o);
+}
+
 static void write_verdict(FILE *o, const struct span *s)
 {
 	const struct attr *v = span__find_attr(s, "tokentap.policy.violations");
@@ -234,6 +254,7 @@ static void write_verdict(FILE *o, const struct span *s)
 	}
 	fputc(']', o);
 	j_str(o, "policy_rule", span_str(s, "tokentap.policy.rule"), &first);
+	j_strs(o, "policy_unevaluated", span__find_attr(s, "tokentap.policy.unevaluated"), &first);
 	j_bool(o, "shadow_ai", shadow && shadow->type == ATTR_BOOL && shadow->b, &first);
 	j_str(o, "shadow_ai_reason", span_str(s, "tokentap.shadow_ai.reason"), &first);
 	j_str(o, "shadow_ai_detail", span_str(s, "tokentap.shadow_ai.detail"), &first);

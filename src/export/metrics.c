@@ -6,10 +6,10 @@
  *                                      input|output
  *   gen_ai.client.operation.duration   histogram s, end - start of the span
  *   ...time_to_first_chunk             histogram s, streams: gen_ai.response.time_to_first_chunk
- *   ...time_per_output_chunk           histogram s, streams with >= 2 output tokens: the mean
- *                                      gap after the first chunk, (duration - ttfc) /
- *                                      (output_tokens - 1), recorded once per call (tokentap
- *                                      does not keep each chunk's time)
+ *   ...time_per_output_chunk           histogram s, streams: one measurement per output chunk
+ *                                      after the first, the time since the previous chunk
+ *                                      (span.chunk_gaps; a call's gaps past LLM_MAX_CHUNK_GAPS
+ *                                      are recorded at their mean)
  *   tokentap.cost.usd                  sum {USD}, monotonic: the span's tokentap.cost.usd
  *   tokentap.cost.unpriced_calls       sum {call}: calls with token counts but no cost
  *
@@ -71,7 +71,7 @@ const struct metric_def metric_defs[M__N] = {
 		     MKIND_HISTOGRAM, time_bounds, N_OF(time_bounds) },
 	[M_TPOC] = { "gen_ai.client.operation.time_per_output_chunk",
 		     "gen_ai_client_operation_time_per_output_chunk_seconds", "s",
-		     "Mean time per output token after the first chunk of a streamed response",
+		     "Time between consecutive output chunks of a streamed response",
 		     MKIND_HISTOGRAM, time_bounds, N_OF(time_bounds) },
 	[M_COST] = { "tokentap.cost.usd", "tokentap_cost_usd_total", "{USD}",
 		     "Cost of LLM calls at list prices, in US dollars", MKIND_SUM_DOUBLE },
@@ -111,6 +111,27 @@ const struct health_def health_defs[] = {
 	{ "tokentap.attach.failures", "tokentap_attach_failures", "{file}",
 	  "Files carrying OpenSSL whose probes could not be attached", true, H(attach_failures),
 	  true },
+	{ "tokentap.attach.users", "tokentap_attach_users", "{process}",
+	  "Processes known to map an attached file, summed over files", true, H(attach_users),
+	  true },
+	{ "tokentap.attach.max_files", "tokentap_attach_max_files", "{file}",
+	  "Bound on attached files (max-attached-files)", true, H(attach_max_files), true },
+	{ "tokentap.attach.refusals", "tokentap_attach_refusals_total", "{file}",
+	  "Files carrying TLS not attached because the bound was reached", false,
+	  H(attach_refusals) },
+	{ "tokentap.attach.detaches", "tokentap_attach_detaches_total", "{file}",
+	  "Files detached after their last user exited", false, H(attach_detaches) },
+	{ "tokentap.attach.exec_attaches", "tokentap_attach_exec_attaches_total", "{file}",
+	  "Files attached for a process that had just exec'd", false, H(exec_attaches) },
+	{ "tokentap.attach.exec_window.last", "tokentap_attach_exec_window_last_seconds", "s",
+	  "Kernel exec timestamp to probes attached, the latest such attach", true,
+	  H(exec_window_last_us), .div = 1e6 },
+	{ "tokentap.attach.exec_window.max", "tokentap_attach_exec_window_max_seconds", "s",
+	  "Kernel exec timestamp to probes attached, the longest so far", true,
+	  H(exec_window_max_us), .div = 1e6 },
+	{ "tokentap.processes.traced", "tokentap_traced_processes", "{process}",
+	  "Processes with captured TLS or plain HTTP traffic on a connection tracked now", true,
+	  H(traced_processes) },
 };
 const size_t n_health_defs = sizeof(health_defs) / sizeof(health_defs[0]);
 
@@ -391,25 +412,32 @@ static size_t bucket__index(const struct metric_def *d, double v)
 	return i;
 }
 
-static void metrics__observe(struct metrics *m, enum metric_id id, const char *const *vals,
-			     double v)
+/* n measurements of the same value v (n > 1: folded chunk gaps, recorded at their mean). */
+static void metrics__observe_n(struct metrics *m, enum metric_id id, const char *const *vals,
+			       double v, uint64_t n)
 {
 	struct metric_series *s;
 
-	if (!isfinite(v) || v < 0) /* a clock step or a bad attribute: not a measurement */
+	if (!isfinite(v) || v < 0 || !n) /* a clock step or a bad attribute: not a measurement */
 		return;
 	s = series__get(m, id, vals);
 	if (!s)
 		return;
-	s->count++;
-	s->sum += v;
+	s->count += n;
+	s->sum += v * (double)n;
 	if (m->metrics[id].def->kind != MKIND_HISTOGRAM)
 		return;
 	if (v < s->min)
 		s->min = v;
 	if (v > s->max)
 		s->max = v;
-	s->buckets[bucket__index(m->metrics[id].def, v)]++;
+	s->buckets[bucket__index(m->metrics[id].def, v)] += n;
+}
+
+static void metrics__observe(struct metrics *m, enum metric_id id, const char *const *vals,
+			     double v)
+{
+	metrics__observe_n(m, id, vals, v, 1);
 }
 
 /* ---- spans -> measurements --------------------------------------------------------------- */
@@ -497,9 +525,23 @@ static void metrics__record_tokens(struct metrics *m, const struct span *s, stru
 	sv->v[MK_TOKEN_TYPE] = NULL;
 }
 
+/* One measurement per gap between consecutive output chunks of a stream. */
+static void metrics__record_chunk_gaps(struct metrics *m, const struct span *s,
+				       struct span_vals *sv)
+{
+	const struct span_chunk_gaps *g = s->chunk_gaps;
+
+	if (!g)
+		return;
+	for (uint32_t i = 0; i < g->n; i++)
+		metrics__observe(m, M_TPOC, sv->v, g->v[i]);
+	if (g->folded)
+		metrics__observe_n(m, M_TPOC, sv->v, g->folded_s / g->folded, g->folded);
+}
+
 static void metrics__record_times(struct metrics *m, const struct span *s, struct span_vals *sv)
 {
-	double dur, ttfc, out;
+	double dur, ttfc;
 
 	if (s->end_unix_ns < s->start_unix_ns)
 		return;
@@ -508,9 +550,7 @@ static void metrics__record_times(struct metrics *m, const struct span *s, struc
 	if (!attr__number(span__find_attr(s, "gen_ai.response.time_to_first_chunk"), &ttfc))
 		return;
 	metrics__observe(m, M_TTFC, sv->v, ttfc);
-	if (attr__number(span__find_attr(s, "gen_ai.usage.output_tokens"), &out) && out >= 2 &&
-	    dur >= ttfc)
-		metrics__observe(m, M_TPOC, sv->v, (dur - ttfc) / (out - 1));
+	metrics__record_chunk_gaps(m, s, sv);
 }
 
 static void metrics__record_cost(struct metrics *m, const struct span *s, struct span_vals *sv)

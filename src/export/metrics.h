@@ -95,6 +95,10 @@ struct metrics_health {
 	uint64_t conns_open, gaps, gap_bytes, parse_errors, not_http;
 	uint64_t llm_calls, json_errors, spans;
 	uint32_t attached_files, attach_failures;
+	uint32_t attach_users, attach_max_files;	 /* containers (issue 5) */
+	uint64_t attach_refusals, attach_detaches, exec_attaches;
+	uint64_t exec_window_last_us, exec_window_max_us; /* exec -> probes attached */
+	uint64_t traced_processes; /* processes with captured traffic (a tracked connection) now */
 	struct metrics_exporter_health exporters[METRICS_MAX_EXPORTERS];
 	int n_exporters;
 };
@@ -108,6 +112,7 @@ struct health_def {
 	bool gauge;       /* else a monotonic counter */
 	size_t off;       /* offsetof(struct metrics_health, field) */
 	bool u32;         /* the field is a uint32_t */
+	double div;       /* non-zero: exported as the double value/div (microseconds -> s) */
 };
 extern const struct health_def health_defs[];
 extern const size_t n_health_defs;

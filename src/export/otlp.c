@@ -103,6 +103,7 @@ static struct otlp_item *otlp_item__new(const struct span *s)
 	}
 	it->span.n_attrs = s->n_attrs;
 	it->span.resource = s->resource;
+	it->span.chunk_gaps = NULL; /* read by the metrics exporter only, from the original */
 	resource__get(s->resource);
 	return it;
 }

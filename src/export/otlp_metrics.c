@@ -302,7 +302,7 @@ static int enc__health_one(struct enc *e, const struct health_def *d, uint64_t v
 
 	if (!pts || !(pts[0] = enc__number(e, !d->gauge)))
 		return -ENOMEM;
-	point__set(pts[0], false, 0, v);
+	point__set(pts[0], d->div != 0, d->div ? (double)v / d->div : 0, v);
 	return 0;
 }
 

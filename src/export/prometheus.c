@@ -193,7 +193,10 @@ static void prom__health(FILE *out, const struct metrics_health *h)
 		const struct health_def *d = &health_defs[i];
 
 		prom__family(out, d->prom, d->help, d->gauge ? "gauge" : "counter");
-		fprintf(out, "%s %llu\n", d->prom, (unsigned long long)health__value(h, d));
+		if (d->div)
+			fprintf(out, "%s %.6f\n", d->prom, (double)health__value(h, d) / d->div);
+		else
+			fprintf(out, "%s %llu\n", d->prom, (unsigned long long)health__value(h, d));
 	}
 	prom__exporters(out, h);
 }

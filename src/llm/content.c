@@ -23,7 +23,24 @@ struct choice_acc {
 	char finish[32];
 };
 
+/* Which API's bodies arrive (content__set_api). */
+enum content_api {
+	API_DEFAULT = 0, /* not set: "messages" and "system" of OpenAI chat / Anthropic */
+	API_OPENAI_CHAT,
+	API_ANTHROPIC,
+	API_RESPONSES,
+	API_COMPLETIONS,
+	API_EMBEDDINGS,
+	API_GEMINI,
+	API_OLLAMA_CHAT,
+	API_OLLAMA_GENERATE,
+	API_OLLAMA_EMBED,
+	API_BEDROCK,
+	API_NONE, /* a shape content capture does not know: nothing is kept */
+};
+
 struct llm_content {
+	enum content_api api;
 	struct json_object *input, *system, *output;
 	struct choice_acc ch[CONTENT_CHOICES];
 	char *input_s, *output_s, *system_s;
@@ -218,12 +235,10 @@ static struct json_object *message_convert(struct json_object *m)
 	return out;
 }
 
-void content__request(struct llm_content *c, struct json_object *root)
+static void request__messages(struct llm_content *c, struct json_object *root)
 {
 	struct json_object *msgs = jget(root, "messages"), *sys = jget(root, "system");
 
-	if (!c)
-		return;
 	if (json_object_is_type(msgs, json_type_array)) {
 		size_t n = json_object_array_length(msgs);
 
@@ -493,4 +508,575 @@ void content__finish(struct llm_content *c, const char **input, const char **out
 	*input = c->input_s;
 	*output = c->output_s;
 	*system = c->system_s;
+}
+
+/* ---- every other API the extractors know -------------------------------------------------- */
+
+static const struct {
+	const char *shape;
+	enum content_api api;
+} content_apis[] = {
+    {"openai_chat", API_OPENAI_CHAT},	   {"anthropic_messages", API_ANTHROPIC},
+    {"openai_responses", API_RESPONSES},   {"openai_completions", API_COMPLETIONS},
+    {"openai_embeddings", API_EMBEDDINGS}, {"gemini_generate_content", API_GEMINI},
+    {"ollama_chat", API_OLLAMA_CHAT},	   {"ollama_generate", API_OLLAMA_GENERATE},
+    {"ollama_embed", API_OLLAMA_EMBED},	   {"bedrock_converse", API_BEDROCK},
+};
+
+void content__set_api(struct llm_content *c, const char *shape_name)
+{
+	if (!c)
+		return;
+	c->api = API_NONE;
+	for (size_t i = 0; shape_name && i < sizeof(content_apis) / sizeof(content_apis[0]); i++)
+		if (!strcmp(shape_name, content_apis[i].shape))
+			c->api = content_apis[i].api;
+}
+
+static struct json_object *message_new(const char *role, struct json_object *parts)
+{
+	struct json_object *m = json_object_new_object();
+
+	json_object_object_add(m, "role", json_object_new_string(role));
+	json_object_object_add(m, "parts", parts);
+	return m;
+}
+
+static void input__add(struct llm_content *c, struct json_object *msg)
+{
+	if (!c->input)
+		c->input = json_object_new_array();
+	json_object_array_add(c->input, msg);
+}
+
+static size_t arr_len(struct json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
+/* A part named by its kind only (media, files): their bytes are never exported. The name is
+ * made snake_case ("inlineData" -> "inline_data") and anything but letters becomes '_'. */
+static void parts_add_kind(struct json_object *parts, const char *kind)
+{
+	char safe[32];
+	size_t n = 0;
+
+	for (; *kind && n + 2 < sizeof(safe); kind++) {
+		char ch = *kind;
+
+		if (ch >= 'A' && ch <= 'Z') {
+			if (n)
+				safe[n++] = '_';
+			safe[n++] = (char)(ch + 32);
+		} else {
+			safe[n++] = (ch >= 'a' && ch <= 'z') ? ch : '_';
+		}
+	}
+	safe[n] = '\0';
+	json_object_array_add(parts, part_new(safe));
+}
+
+static void parts_add_reasoning(struct json_object *parts, struct json_object *text)
+{
+	struct json_object *p = part_new("reasoning");
+
+	json_object_object_add(p, "content", redacted_value(text));
+	json_object_array_add(parts, p);
+}
+
+/*
+ * "prompt" of legacy completions and Ollama generate, "input" of embeddings: a string or an
+ * array of strings (arrays of token ids carry no text and are left out) -> one user message.
+ */
+static void request__prompt(struct llm_content *c, struct json_object *v)
+{
+	struct json_object *parts = json_object_new_array();
+
+	if (json_object_is_type(v, json_type_string))
+		parts_add_text(parts, v);
+	for (size_t i = 0; i < arr_len(v); i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+
+		if (json_object_is_type(e, json_type_string))
+			parts_add_text(parts, e);
+	}
+	if (!json_object_array_length(parts)) {
+		json_object_put(parts);
+		return;
+	}
+	input__add(c, message_new("user", parts));
+}
+
+/* ---- OpenAI Responses: "instructions", "input" items; "output" items ---- */
+
+static struct json_object *responses__item(struct json_object *it)
+{
+	const char *type = jstr(it, "type");
+	struct json_object *parts;
+
+	if (!type || !strcmp(type, "message"))
+		return jget(it, "role") ? message_convert(it) : NULL;
+	parts = json_object_new_array();
+	if (!strcmp(type, "function_call")) {
+		parts_add_tool_call(parts, jstr(it, "call_id"), jstr(it, "name"),
+				    jget(it, "arguments"));
+		return message_new("assistant", parts);
+	}
+	if (!strcmp(type, "function_call_output")) {
+		parts_add_tool_response(parts, jstr(it, "call_id"), jget(it, "output"));
+		return message_new("tool", parts);
+	}
+	json_object_put(parts);
+	return NULL; /* reasoning carried over, item references: no text of the caller's */
+}
+
+static void request__responses(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *in = jget(root, "input"), *ins = jget(root, "instructions");
+
+	if (json_object_is_type(ins, json_type_string)) {
+		c->system = json_object_new_array();
+		parts_add_text(c->system, ins);
+	}
+	if (json_object_is_type(in, json_type_string))
+		request__prompt(c, in);
+	for (size_t i = 0; i < arr_len(in); i++) {
+		struct json_object *m = responses__item(json_object_array_get_idx(in, i));
+
+		if (m)
+			input__add(c, m);
+	}
+}
+
+static void responses__output_item(struct json_object *parts, struct json_object *it)
+{
+	const char *type = jstr(it, "type");
+	struct json_object *sum = jget(it, "summary");
+
+	if (!type)
+		return;
+	if (!strcmp(type, "message")) {
+		parts_add_content(parts, jget(it, "content"));
+	} else if (!strcmp(type, "function_call")) {
+		parts_add_tool_call(parts, jstr(it, "call_id"), jstr(it, "name"),
+				    jget(it, "arguments"));
+	} else if (!strcmp(type, "reasoning")) {
+		for (size_t i = 0; i < arr_len(sum); i++)
+			if (jget(json_object_array_get_idx(sum, i), "text"))
+				parts_add_reasoning(
+				    parts, jget(json_object_array_get_idx(sum, i), "text"));
+	} else {
+		parts_add_kind(parts, type); /* web_search_call, image_generation_call, ... */
+	}
+}
+
+/* The Responses API has a status, no finish reason: named as llm/openai.c maps it. */
+static const char *responses__finish(struct json_object *resp)
+{
+	const char *status = jstr(resp, "status");
+
+	if (!status)
+		return NULL;
+	if (!strcmp(status, "completed"))
+		return "stop";
+	if (!strcmp(status, "incomplete"))
+		return jstr(jget(resp, "incomplete_details"), "reason") ?: "incomplete";
+	return status;
+}
+
+static void response__responses(struct llm_content *c, struct json_object *resp)
+{
+	struct json_object *out = jget(resp, "output"), *parts;
+
+	if (!json_object_is_type(out, json_type_array))
+		return;
+	parts = json_object_new_array();
+	for (size_t i = 0; i < arr_len(out); i++)
+		responses__output_item(parts, json_object_array_get_idx(out, i));
+	json_object_put(c->output);
+	c->output = json_object_new_array();
+	json_object_array_add(c->output, output_message(parts, responses__finish(resp)));
+}
+
+/* The final event carries the whole response; the deltas before it are kept in case the
+ * stream is cut short of it. */
+static void event__responses(struct llm_content *c, struct json_object *root)
+{
+	const char *type = jstr(root, "type");
+	struct json_object *delta = jget(root, "delta");
+
+	if (!type)
+		return;
+	if (!strcmp(type, "response.output_text.delta") &&
+	    json_object_is_type(delta, json_type_string))
+		choice__append(&c->ch[0], json_object_get_string(delta),
+			       (size_t)json_object_get_string_len(delta));
+	else if (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete") ||
+		 !strcmp(type, "response.failed"))
+		response__responses(c, jget(root, "response"));
+}
+
+/* ---- legacy completions: choices[].text ---- */
+
+static void response__completions(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *choices = jget(root, "choices");
+
+	if (!json_object_is_type(choices, json_type_array))
+		return;
+	json_object_put(c->output);
+	c->output = json_object_new_array();
+	for (size_t i = 0; i < arr_len(choices); i++) {
+		struct json_object *ch = json_object_array_get_idx(choices, i);
+		struct json_object *parts = json_object_new_array();
+
+		if (jget(ch, "text"))
+			parts_add_text(parts, jget(ch, "text"));
+		json_object_array_add(c->output, output_message(parts, jstr(ch, "finish_reason")));
+	}
+}
+
+static void event__completions(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *choices = jget(root, "choices");
+
+	for (size_t i = 0; i < arr_len(choices); i++) {
+		struct json_object *ch = json_object_array_get_idx(choices, i);
+		struct json_object *idx = jget(ch, "index"), *text = jget(ch, "text");
+		int64_t k = json_object_is_type(idx, json_type_int) ? json_object_get_int64(idx)
+								    : (int64_t)i;
+
+		if (k < 0 || k >= CONTENT_CHOICES)
+			continue;
+		if (json_object_is_type(text, json_type_string))
+			choice__append(&c->ch[k], json_object_get_string(text),
+				       (size_t)json_object_get_string_len(text));
+		if (jstr(ch, "finish_reason"))
+			choice__finish(&c->ch[k], jstr(ch, "finish_reason"));
+	}
+}
+
+/* ---- Gemini: contents[].parts[], systemInstruction; candidates[].content.parts[] ---- */
+
+static void gemini__part(struct json_object *parts, struct json_object *p)
+{
+	struct json_object *t = jget(p, "thought"), *fc = jget(p, "functionCall");
+	struct json_object *fr = jget(p, "functionResponse");
+
+	if (jget(p, "text")) {
+		if (json_object_is_type(t, json_type_boolean) && json_object_get_boolean(t))
+			parts_add_reasoning(parts, jget(p, "text"));
+		else
+			parts_add_text(parts, jget(p, "text"));
+	} else if (fc) {
+		parts_add_tool_call(parts, jstr(fc, "id"), jstr(fc, "name"), jget(fc, "args"));
+	} else if (fr) {
+		parts_add_tool_response(parts, jstr(fr, "id") ?: jstr(fr, "name"),
+					jget(fr, "response"));
+	} else if (json_object_is_type(p, json_type_object)) {
+		json_object_object_foreach(p, key, val)
+		{
+			(void)val;
+			if (strcmp(key, "thought") && strcmp(key, "thoughtSignature")) {
+				parts_add_kind(parts, key); /* inlineData, fileData, ... */
+				break;
+			}
+		}
+	}
+}
+
+static struct json_object *gemini__parts(struct json_object *content)
+{
+	struct json_object *gp = jget(content, "parts"), *parts = json_object_new_array();
+
+	for (size_t i = 0; i < arr_len(gp); i++)
+		gemini__part(parts, json_object_array_get_idx(gp, i));
+	return parts;
+}
+
+static const char *gemini__role(const char *role)
+{
+	if (role && !strcmp(role, "model"))
+		return "assistant";
+	if (role && !strcmp(role, "function"))
+		return "tool";
+	return "user";
+}
+
+static void request__gemini(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *contents = jget(root, "contents");
+	struct json_object *sys =
+	    jget(root, "systemInstruction") ?: jget(root, "system_instruction");
+
+	for (size_t i = 0; i < arr_len(contents); i++) {
+		struct json_object *m = json_object_array_get_idx(contents, i);
+
+		input__add(c, message_new(gemini__role(jstr(m, "role")), gemini__parts(m)));
+	}
+	if (json_object_is_type(sys, json_type_string)) {
+		c->system = json_object_new_array();
+		parts_add_text(c->system, sys);
+	} else if (sys) {
+		c->system = gemini__parts(sys);
+	}
+}
+
+static void response__gemini(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *cands = jget(root, "candidates");
+
+	if (!json_object_is_type(cands, json_type_array))
+		return;
+	json_object_put(c->output);
+	c->output = json_object_new_array();
+	for (size_t i = 0; i < arr_len(cands); i++) {
+		struct json_object *cand = json_object_array_get_idx(cands, i);
+
+		json_object_array_add(c->output,
+				      output_message(gemini__parts(jget(cand, "content")),
+						     jstr(cand, "finishReason")));
+	}
+}
+
+/* A chunk's candidates carry the next text; thoughts are left out of the joined text. */
+static void event__gemini(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *cands = jget(root, "candidates");
+
+	for (size_t i = 0; i < arr_len(cands); i++) {
+		struct json_object *cand = json_object_array_get_idx(cands, i);
+		struct json_object *gp = jget(jget(cand, "content"), "parts"),
+				   *idx = jget(cand, "index");
+		int64_t k = json_object_is_type(idx, json_type_int) ? json_object_get_int64(idx)
+								    : (int64_t)i;
+
+		if (k < 0 || k >= CONTENT_CHOICES)
+			continue;
+		c->ch[k].used = true;
+		for (size_t j = 0; j < arr_len(gp); j++) {
+			struct json_object *p = json_object_array_get_idx(gp, j),
+					   *t = jget(p, "text");
+
+			if (json_object_is_type(t, json_type_string) && !jget(p, "thought"))
+				choice__append(&c->ch[k], json_object_get_string(t),
+					       (size_t)json_object_get_string_len(t));
+		}
+		if (jstr(cand, "finishReason"))
+			choice__finish(&c->ch[k], jstr(cand, "finishReason"));
+	}
+}
+
+/* ---- Ollama: /api/chat message, /api/generate response; NDJSON chunks of the same form ---- */
+
+static void response__ollama(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *msg = jget(root, "message"), *parts = NULL, *m;
+
+	if (c->api == API_OLLAMA_GENERATE && jget(root, "response")) {
+		parts = json_object_new_array();
+		parts_add_text(parts, jget(root, "response"));
+	} else if (c->api == API_OLLAMA_CHAT && msg) {
+		m = message_convert(msg);
+		json_object_object_get_ex(m, "parts", &parts);
+		json_object_get(parts);
+		json_object_put(m);
+	}
+	if (!parts)
+		return;
+	json_object_put(c->output);
+	c->output = json_object_new_array();
+	json_object_array_add(c->output, output_message(parts, jstr(root, "done_reason")));
+}
+
+static void event__ollama(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *t = c->api == API_OLLAMA_GENERATE
+				    ? jget(root, "response")
+				    : jget(jget(root, "message"), "content");
+
+	if (json_object_is_type(t, json_type_string))
+		choice__append(&c->ch[0], json_object_get_string(t),
+			       (size_t)json_object_get_string_len(t));
+	if (jstr(root, "done_reason"))
+		choice__finish(&c->ch[0], jstr(root, "done_reason"));
+}
+
+/* ---- Bedrock Converse: messages[].content[] blocks keyed by kind, system[]; output.message ----
+ */
+
+static void bedrock__block(struct json_object *parts, struct json_object *b)
+{
+	struct json_object *tu = jget(b, "toolUse"), *tr = jget(b, "toolResult");
+	struct json_object *rc = jget(jget(b, "reasoningContent"), "reasoningText");
+
+	if (jget(b, "text")) {
+		parts_add_text(parts, jget(b, "text"));
+	} else if (tu) {
+		parts_add_tool_call(parts, jstr(tu, "toolUseId"), jstr(tu, "name"),
+				    jget(tu, "input"));
+	} else if (tr) {
+		parts_add_tool_response(parts, jstr(tr, "toolUseId"), jget(tr, "content"));
+	} else if (rc && jget(rc, "text")) {
+		parts_add_reasoning(parts, jget(rc, "text"));
+	} else if (json_object_is_type(b, json_type_object)) {
+		json_object_object_foreach(b, key, val)
+		{
+			(void)val;
+			if (strcmp(key, "cachePoint"))
+				parts_add_kind(parts, key); /* image, document, video */
+			break;
+		}
+	}
+}
+
+static struct json_object *bedrock__parts(struct json_object *blocks)
+{
+	struct json_object *parts = json_object_new_array();
+
+	for (size_t i = 0; i < arr_len(blocks); i++)
+		bedrock__block(parts, json_object_array_get_idx(blocks, i));
+	return parts;
+}
+
+static void request__bedrock(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *msgs = jget(root, "messages"), *sys = jget(root, "system");
+
+	for (size_t i = 0; i < arr_len(msgs); i++) {
+		struct json_object *m = json_object_array_get_idx(msgs, i);
+
+		input__add(
+		    c, message_new(safe_role(jstr(m, "role")), bedrock__parts(jget(m, "content"))));
+	}
+	if (json_object_is_type(sys, json_type_array))
+		c->system = bedrock__parts(sys);
+}
+
+static void response__bedrock(struct llm_content *c, struct json_object *root)
+{
+	struct json_object *msg = jget(jget(root, "output"), "message");
+
+	if (!msg)
+		return;
+	json_object_put(c->output);
+	c->output = json_object_new_array();
+	json_object_array_add(c->output, output_message(bedrock__parts(jget(msg, "content")),
+							jstr(root, "stopReason")));
+}
+
+void content__es_event(struct llm_content *c, const char *es_type, struct json_object *root)
+{
+	struct json_object *t = jget(jget(root, "delta"), "text");
+
+	if (!c || !es_type || c->api != API_BEDROCK)
+		return;
+	if (!strcmp(es_type, "contentBlockDelta") && json_object_is_type(t, json_type_string))
+		choice__append(&c->ch[0], json_object_get_string(t),
+			       (size_t)json_object_get_string_len(t));
+	else if (!strcmp(es_type, "messageStop"))
+		choice__finish(&c->ch[0], jstr(root, "stopReason"));
+}
+
+/* ---- dispatch ---- */
+
+void content__request(struct llm_content *c, struct json_object *root)
+{
+	if (!c || !json_object_is_type(root, json_type_object))
+		return;
+	switch (c->api) {
+	case API_DEFAULT:
+	case API_OPENAI_CHAT:
+	case API_ANTHROPIC:
+	case API_OLLAMA_CHAT:
+		request__messages(c, root);
+		break;
+	case API_RESPONSES:
+		request__responses(c, root);
+		break;
+	case API_COMPLETIONS:
+	case API_OLLAMA_GENERATE:
+		request__prompt(c, jget(root, "prompt"));
+		if (c->api == API_OLLAMA_GENERATE &&
+		    json_object_is_type(jget(root, "system"), json_type_string)) {
+			c->system = json_object_new_array();
+			parts_add_text(c->system, jget(root, "system"));
+		}
+		break;
+	case API_EMBEDDINGS:
+	case API_OLLAMA_EMBED:
+		request__prompt(c, jget(root, "input") ?: jget(root, "prompt"));
+		break;
+	case API_GEMINI:
+		request__gemini(c, root);
+		break;
+	case API_BEDROCK:
+		request__bedrock(c, root);
+		break;
+	case API_NONE:
+		break;
+	}
+}
+
+void content__response(struct llm_content *c, struct json_object *root)
+{
+	if (!c || !json_object_is_type(root, json_type_object))
+		return;
+	switch (c->api) {
+	case API_DEFAULT:
+	case API_OPENAI_CHAT:
+		content__response_openai(c, root);
+		break;
+	case API_ANTHROPIC:
+		content__response_anthropic(c, root);
+		break;
+	case API_RESPONSES:
+		response__responses(c, root);
+		break;
+	case API_COMPLETIONS:
+		response__completions(c, root);
+		break;
+	case API_GEMINI:
+		response__gemini(c, root);
+		break;
+	case API_OLLAMA_CHAT:
+	case API_OLLAMA_GENERATE:
+		response__ollama(c, root);
+		break;
+	case API_BEDROCK:
+		response__bedrock(c, root);
+		break;
+	default:
+		break; /* embeddings answer vectors, no text */
+	}
+}
+
+void content__event(struct llm_content *c, struct json_object *root)
+{
+	if (!c || !json_object_is_type(root, json_type_object))
+		return;
+	switch (c->api) {
+	case API_DEFAULT:
+	case API_OPENAI_CHAT:
+		content__event_openai(c, root);
+		break;
+	case API_ANTHROPIC:
+		content__event_anthropic(c, root);
+		break;
+	case API_RESPONSES:
+		event__responses(c, root);
+		break;
+	case API_COMPLETIONS:
+		event__completions(c, root);
+		break;
+	case API_GEMINI:
+		event__gemini(c, root);
+		break;
+	case API_OLLAMA_CHAT:
+	case API_OLLAMA_GENERATE:
+		event__ollama(c, root);
+		break;
+	default:
+		break;
+	}
 }

@@ -37,6 +37,21 @@ void content__response_anthropic(struct llm_content *c, struct json_object *root
 void content__event_openai(struct llm_content *c, struct json_object *root);
 void content__event_anthropic(struct llm_content *c, struct json_object *root);
 
+/*
+ * Every API the extractors know, by the llm_shape name (llm/provider.h): "openai_chat",
+ * "anthropic_messages", "openai_responses", "openai_completions", "openai_embeddings",
+ * "gemini_generate_content", "ollama_chat", "ollama_generate", "ollama_embed",
+ * "bedrock_converse". Set once, before the request; an unknown name captures nothing.
+ * Without it, content__request reads the OpenAI / Anthropic "messages" and "system".
+ */
+void content__set_api(struct llm_content *c, const char *shape_name);
+/* A plain (non-streamed) response body of the API set above. */
+void content__response(struct llm_content *c, struct json_object *root);
+/* One streamed piece: an SSE event's data, an NDJSON object, an element of a streamed JSON
+ * array, or (es_type set) the payload of an AWS event-stream event of that :event-type. */
+void content__event(struct llm_content *c, struct json_object *root);
+void content__es_event(struct llm_content *c, const char *es_type, struct json_object *root);
+
 /* Builds the attribute values; each is NULL when there is nothing to report. Valid until
  * content__free. */
 void content__finish(struct llm_content *c, const char **input, const char **output,

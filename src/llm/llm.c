@@ -23,6 +23,7 @@
 #include "jseq.h"
 #include "provider.h"
 #include "tenant.h"
+#include "../util/zpack.h"
 
 /* Tool schemas nest; json-c's default depth of 32 is too shallow for some requests. */
 #define LLM_JSON_DEPTH 128
@@ -50,9 +51,31 @@ enum llm_resp_mode {
 	LLM_RESP_ES,    /* AWS event stream (Bedrock) */
 };
 
+/*
+ * What the HTTP parser holds as the handle of an exchange, and what the connection lists: the
+ * exchange, or, while it only waits for its response, a packed copy of it (util/zpack.c: an
+ * llm_call is kilobytes of mostly empty string fields). llm_conn__trim packs; the next callback
+ * unpacks. 10,000 connections each waiting for an answer then cost a few hundred bytes each.
+ */
+struct llm_slot {
+	struct llm_slot *prev, *next;
+	struct llm_conn *lc;
+	struct llm_ex *ex; /* NULL while packed */
+	uint8_t *packed;
+	size_t packed_len;
+};
+
+/* When each output chunk of a stream arrived, as the gaps between them (llm_call.chunk_gaps). */
+struct llm_chunks {
+	uint64_t last_ns;
+	float *gaps;
+	uint32_t n, cap, folded;
+	double folded_s;
+};
+
 struct llm_ex {
 	struct llm_conn *lc;
-	struct llm_ex *prev, *next;
+	struct llm_slot *slot;
 	const struct llm_shape *shape;
 	bool by_path;
 	bool req_done;
@@ -71,6 +94,7 @@ struct llm_ex {
 	struct llm_content *content; /* --capture-content only, else NULL */
 	struct llm_extract x;
 	struct llm_call call;
+	struct llm_chunks chunks;
 };
 
 struct llm_conn {
@@ -78,7 +102,7 @@ struct llm_conn {
 	llm_call_cb cb;
 	void *cb_ctx;
 	struct http_sink sink;
-	struct llm_ex *open;
+	struct llm_slot *open;
 };
 
 /* ---- helpers for the shapes ------------------------------------------------------------ */
@@ -432,16 +456,76 @@ static void llm__init_call(struct llm_ex *ex, const struct http_head *h, size_t 
 
 /* ---- the exchange ---------------------------------------------------------------------- */
 
+static void llm_slot__link(struct llm_conn *lc, struct llm_slot *s, struct llm_ex *ex)
+{
+	s->ex = ex;
+	s->lc = lc;
+	ex->slot = s;
+	s->next = lc->open;
+	if (lc->open)
+		lc->open->prev = s;
+	lc->open = s;
+}
+
+static void llm_slot__free(struct llm_slot *s)
+{
+	struct llm_conn *lc = s->lc;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		lc->open = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s->packed);
+	free(s);
+}
+
+/* Only an exchange that owns nothing but plain data is packed: it waits for its response head,
+ * its request parsed, every parser and buffer of it gone. A pointer that struct llm_ex gains
+ * to memory it owns must be checked here too (a packed exchange is freed without llm__ex_free). */
+static bool llm__packable(const struct llm_ex *ex)
+{
+	return ex->mode == LLM_RESP_WAIT && ex->req_done && !ex->dec[0] && !ex->dec[1] &&
+	       !ex->req.tok && !ex->req.root && !ex->resp.tok && !ex->resp.root && !ex->sse &&
+	       !ex->ev_tok && !ex->jseq && !ex->es && !ex->content && !ex->chunks.gaps;
+}
+
+static void llm_slot__pack(struct llm_slot *s)
+{
+	if (!s->ex || !llm__packable(s->ex) ||
+	    zpack__pack(s->ex, sizeof(*s->ex), &s->packed, &s->packed_len))
+		return;
+	free(s->ex);
+	s->ex = NULL;
+}
+
+/* The exchange of a handle, unpacked if need be. NULL when memory ran out: the call is lost,
+ * and on its last callback (`last`) the slot goes too. */
+static struct llm_ex *llm_slot__ex(void *handle, bool last)
+{
+	struct llm_slot *s = handle;
+	struct llm_ex *ex = s->ex;
+
+	if (ex || !s->packed)
+		return ex;
+	ex = malloc(sizeof(*ex));
+	if (!ex || !zpack__unpack(s->packed, s->packed_len, ex, sizeof(*ex))) {
+		free(ex);
+		if (last)
+			llm_slot__free(s);
+		return NULL;
+	}
+	free(s->packed);
+	s->packed = NULL;
+	ex->x.call = &ex->call; /* the one pointer into itself */
+	s->ex = ex;
+	return ex;
+}
+
 static void llm__ex_free(struct llm_ex *ex)
 {
-	struct llm_conn *lc = ex->lc;
-
-	if (ex->prev)
-		ex->prev->next = ex->next;
-	else
-		lc->open = ex->next;
-	if (ex->next)
-		ex->next->prev = ex->prev;
+	llm_slot__free(ex->slot);
 	llm_body__free(&ex->req);
 	llm_body__free(&ex->resp);
 	sse__free(ex->sse);
@@ -452,7 +536,37 @@ static void llm__ex_free(struct llm_ex *ex)
 		json_tokener_free(ex->ev_tok);
 	decoder__free(ex->dec[0]);
 	decoder__free(ex->dec[1]);
+	free(ex->chunks.gaps);
 	free(ex);
+}
+
+/* An output chunk of a stream arrived with the read that ended at ts_ns. */
+static void llm__chunk(struct llm_ex *ex, uint64_t ts_ns)
+{
+	struct llm_chunks *k = &ex->chunks;
+	uint32_t cap;
+	float *g;
+
+	if (!ex->call.first_chunk_ns)
+		ex->call.first_chunk_ns = ts_ns;
+	if (k->last_ns && ts_ns < k->last_ns)
+		return; /* not in order: no gap to tell */
+	if (k->last_ns && k->n == k->cap && k->cap < LLM_MAX_CHUNK_GAPS) {
+		cap = k->cap ? k->cap * 2 : 32;
+		cap = cap < LLM_MAX_CHUNK_GAPS ? cap : LLM_MAX_CHUNK_GAPS;
+		g = realloc(k->gaps, cap * sizeof(*g));
+		if (g) {
+			k->gaps = g;
+			k->cap = cap;
+		}
+	}
+	if (k->last_ns && k->n < k->cap) {
+		k->gaps[k->n++] = (float)((double)(ts_ns - k->last_ns) / 1e9);
+	} else if (k->last_ns) {
+		k->folded++;
+		k->folded_s += (double)(ts_ns - k->last_ns) / 1e9;
+	}
+	k->last_ns = ts_ns;
 }
 
 static void llm__mark_overflow(struct llm_ex *ex)
@@ -499,21 +613,15 @@ static void llm__finish_request(struct llm_ex *ex, bool complete)
 	llm_body__free(&ex->req);
 }
 
-/* Content capture knows the OpenAI and Anthropic message shapes (llm/content.c). */
+/* Content capture knows every shape's bodies by the shape's name (content__set_api). */
 static void llm__content_response(struct llm_ex *ex, struct json_object *root)
 {
-	if (ex->shape == &llm_shape_openai)
-		content__response_openai(ex->content, root);
-	else if (ex->shape == &llm_shape_anthropic)
-		content__response_anthropic(ex->content, root);
+	content__response(ex->content, root);
 }
 
 static void llm__content_event(struct llm_ex *ex, struct json_object *root)
 {
-	if (ex->shape == &llm_shape_openai)
-		content__event_openai(ex->content, root);
-	else if (ex->shape == &llm_shape_anthropic)
-		content__event_anthropic(ex->content, root);
+	content__event(ex->content, root);
 }
 
 static void llm__finish_response(struct llm_ex *ex, bool complete)
@@ -556,8 +664,13 @@ static void llm__emit(struct llm_ex *ex)
 		llm__copy_str(c->peer_address, sizeof(c->peer_address), info->peer_addr);
 		c->peer_port = info->peer_port;
 	}
+	llm__copy_str(c->tls_server_name, sizeof(c->tls_server_name), info->sni);
 	content__finish(ex->content, &c->input_messages, &c->output_messages,
 			&c->system_instructions);
+	c->chunk_gaps = ex->chunks.gaps;
+	c->n_chunk_gaps = ex->chunks.n;
+	c->chunk_gaps_folded = ex->chunks.folded;
+	c->chunk_gaps_folded_s = ex->chunks.folded_s;
 	/* Found only by its path, and the body is JSON without the API's "messages": some other
 	 * API that happens to share the path. */
 	if (ex->by_path && ex->req_object && !ex->x.has_messages) {
@@ -579,6 +692,7 @@ static void llm__on_event(void *ctx, const struct sse_event *ev, uint64_t ts_ns)
 		ex->call.first_chunk_ns = ts_ns;
 	if (!ev->data_len || (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)))
 		return;
+	llm__chunk(ex, ts_ns);
 	if (!ex->ev_tok && !(ex->ev_tok = json_tokener_new_ex(LLM_JSON_DEPTH)))
 		return;
 	json_tokener_reset(ex->ev_tok);
@@ -603,9 +717,9 @@ static void llm__on_jseq(void *ctx, struct json_object *obj, uint64_t ts_ns)
 {
 	struct llm_ex *ex = ctx;
 
-	if (!ex->call.first_chunk_ns)
-		ex->call.first_chunk_ns = ts_ns;
+	llm__chunk(ex, ts_ns);
 	ex->shape->response(&ex->x, obj);
+	content__event(ex->content, obj);
 }
 
 static void llm__start_jseq(struct llm_ex *ex)
@@ -634,8 +748,7 @@ static void llm__on_es(void *ctx, const struct es_message *m, uint64_t ts_ns)
 	char kind[16], type[64];
 	bool exception;
 
-	if (!ex->call.first_chunk_ns)
-		ex->call.first_chunk_ns = ts_ns;
+	llm__chunk(ex, ts_ns);
 	llm__es_str(m, ":message-type", kind, sizeof(kind));
 	exception = !strcmp(kind, "exception");
 	if (!strcmp(kind, "error")) {
@@ -652,9 +765,11 @@ static void llm__on_es(void *ctx, const struct es_message *m, uint64_t ts_ns)
 		root = json_tokener_parse_ex(ex->ev_tok, (const char *)m->payload,
 					     (int)m->payload_len);
 	}
-	if (json_object_is_type(root, json_type_object))
+	if (json_object_is_type(root, json_type_object)) {
 		ex->shape->es_event(&ex->x, type, exception, root);
-	else if (exception)
+		if (!exception)
+			content__es_event(ex->content, type, root);
+	} else if (exception)
 		ex->shape->es_event(&ex->x, type, exception, NULL);
 	else
 		llm__json_error_once(ex);
@@ -771,6 +886,7 @@ static void *llm__on_request(void *ctx, const struct http_head *h, uint64_t ts_n
 {
 	struct llm_conn *lc = ctx;
 	struct llm_route route;
+	struct llm_slot *slot;
 	struct llm_ex *ex;
 	size_t plen = 0;
 
@@ -782,19 +898,21 @@ static void *llm__on_request(void *ctx, const struct http_head *h, uint64_t ts_n
 	if (!llm_detect__route(h->path, h->path_len, &route))
 		goto not_llm;
 	ex = calloc(1, sizeof(*ex));
-	if (!ex)
+	slot = calloc(1, sizeof(*slot));
+	if (!ex || !slot) {
+		free(ex);
+		free(slot);
 		return NULL;
+	}
 	ex->lc = lc;
 	llm__init_call(ex, h, plen, ts_ns);
 	llm__detect(ex, h, &route);
 	tenant__on_request(&ex->call, h); /* hashes the API key: it is not kept */
 	ex->content = content__new(); /* NULL unless --capture-content */
+	content__set_api(ex->content, ex->shape->name);
 	ex->req_skip = !llm__open_decoder(ex, h, false);
-	ex->next = lc->open;
-	if (lc->open)
-		lc->open->prev = ex;
-	lc->open = ex;
-	return ex;
+	llm_slot__link(lc, slot, ex);
+	return slot;
 not_llm:
 	llm_stats_g.non_llm_exchanges++;
 	return NULL;
@@ -802,10 +920,13 @@ not_llm:
 
 static void llm__on_response(void *handle, const struct http_head *h, uint64_t ts_ns)
 {
-	struct llm_ex *ex = handle;
-	struct llm_call *c = &ex->call;
+	struct llm_ex *ex = llm_slot__ex(handle, false);
+	struct llm_call *c;
 	char status[16];
 
+	if (!ex)
+		return;
+	c = &ex->call;
 	if (ex->mode != LLM_RESP_WAIT)
 		return; /* one final response per exchange; 1xx never reach us */
 	llm__finish_request(ex, false); /* normally done already, at the request's end */
@@ -835,8 +956,10 @@ static void llm__on_response(void *handle, const struct http_head *h, uint64_t t
 static void llm__on_body(void *handle, bool is_response, const uint8_t *data, size_t len,
 			 uint64_t ts_ns)
 {
-	struct llm_ex *ex = handle;
+	struct llm_ex *ex = llm_slot__ex(handle, false);
 
+	if (!ex)
+		return;
 	if (ex->dec[is_response])
 		llm__decode(ex, is_response, data, len, ts_ns);
 	else if (!is_response && !ex->req_skip)
@@ -847,8 +970,10 @@ static void llm__on_body(void *handle, bool is_response, const uint8_t *data, si
 
 static void llm__on_message_end(void *handle, bool is_response, uint64_t ts_ns)
 {
-	struct llm_ex *ex = handle;
+	struct llm_ex *ex = llm_slot__ex(handle, is_response);
 
+	if (!ex)
+		return;
 	if (ex->dec[is_response])
 		decoder__finish(ex->dec[is_response]); /* counts a coded stream cut short */
 	if (!is_response) {
@@ -862,8 +987,10 @@ static void llm__on_message_end(void *handle, bool is_response, uint64_t ts_ns)
 
 static void llm__on_loss(void *handle, bool is_response, uint64_t lost_bytes)
 {
-	struct llm_ex *ex = handle;
+	struct llm_ex *ex = llm_slot__ex(handle, false);
 
+	if (!ex)
+		return;
 	ex->call.partial = true;
 	ex->call.lost_bytes += lost_bytes;
 	llm__decode_lost(ex, is_response);
@@ -895,14 +1022,20 @@ static const char *llm__abort_error(enum http_abort_reason why)
 		return "timeout";
 	case HTTP_ABORT_OVERFLOW:
 		return "overflow";
+	case HTTP_ABORT_RST_STREAM:
+		return "http2_rst_stream";
+	case HTTP_ABORT_GOAWAY:
+		return "http2_goaway";
 	}
 	return "_OTHER"; /* the conventions' fallback value */
 }
 
 static void llm__on_abort(void *handle, enum http_abort_reason why, uint64_t ts_ns)
 {
-	struct llm_ex *ex = handle;
+	struct llm_ex *ex = llm_slot__ex(handle, true);
 
+	if (!ex)
+		return;
 	llm__finish_request(ex, false);
 	ex->call.end_ns = ts_ns;
 	llm__finish_response(ex, false);
@@ -915,6 +1048,17 @@ static void llm__on_abort(void *handle, enum http_abort_reason why, uint64_t ts_
 			ex->call.lost_bytes = ex->lc->info->gap_bytes;
 	}
 	llm__emit(ex);
+}
+
+/* The HTTP/2 frame that is about to abort the exchange: kept for the span. */
+static void llm__on_stream_error(void *handle, bool by_peer, uint32_t code)
+{
+	struct llm_ex *ex = llm_slot__ex(handle, false);
+
+	if (!ex)
+		return;
+	ex->call.http2_error_code = http2__error_name(code);
+	ex->call.http2_error_sender = by_peer ? "server" : "client";
 }
 
 struct llm_conn *llm_conn__new(const struct llm_conn_info *info, llm_call_cb cb, void *cb_ctx)
@@ -934,6 +1078,7 @@ struct llm_conn *llm_conn__new(const struct llm_conn_info *info, llm_call_cb cb,
 		.on_message_end = llm__on_message_end,
 		.on_loss = llm__on_loss,
 		.on_abort = llm__on_abort,
+		.on_stream_error = llm__on_stream_error,
 	};
 	return lc;
 }
@@ -949,9 +1094,19 @@ void llm_conn__free(struct llm_conn *lc)
 {
 	if (!lc)
 		return;
-	while (lc->open)
-		llm__ex_free(lc->open);
+	while (lc->open) {
+		if (lc->open->ex)
+			llm__ex_free(lc->open->ex);
+		else
+			llm_slot__free(lc->open); /* packed: owns nothing else */
+	}
 	free(lc);
+}
+
+void llm_conn__trim(struct llm_conn *lc)
+{
+	for (struct llm_slot *s = lc ? lc->open : NULL; s; s = s->next)
+		llm_slot__pack(s);
 }
 
 const struct llm_stats *llm__stats(void)

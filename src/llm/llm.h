@@ -16,6 +16,7 @@
 
 #define LLM_STR 256
 #define LLM_MAX_FINISH 8
+#define LLM_MAX_CHUNK_GAPS 4096 /* chunk gaps kept per call (16 KiB); the rest are folded */
 
 enum llm_provider {
 	LLM_PROVIDER_UNKNOWN = 0,
@@ -100,6 +101,19 @@ struct llm_call {
 				     * captured; valid during the callback only */
 	const char *output_messages;     /* gen_ai.output.messages */
 	const char *system_instructions; /* gen_ai.system_instructions */
+	char tls_server_name[LLM_STR];   /* SNI of the connection (tls.client.server_name); "" */
+
+	/* HTTP/2 RST_STREAM or GOAWAY that ended the call: the error code's name ("CANCEL") and
+	 * who sent it ("client" or "server"); NULL otherwise. Static strings. */
+	const char *http2_error_code;
+	const char *http2_error_sender;
+	/* Streams: seconds between consecutive output chunks (SSE events with data, NDJSON
+	 * objects, event-stream messages), in arrival order; valid during the callback only.
+	 * Past LLM_MAX_CHUNK_GAPS a call's gaps are folded: counted and summed. */
+	const float *chunk_gaps;
+	uint32_t n_chunk_gaps;
+	uint32_t chunk_gaps_folded;
+	double chunk_gaps_folded_s;
 };
 
 typedef void (*llm_call_cb)(void *ctx, const struct llm_call *call);
@@ -125,6 +139,10 @@ struct llm_conn *llm_conn__new(const struct llm_conn_info *info, llm_call_cb cb,
 /* The sink to give the HTTP parser of this connection. */
 const struct http_sink *llm_conn__sink(struct llm_conn *lc);
 void llm_conn__free(struct llm_conn *lc);
+/* Packs exchanges that only wait for their response (their request parsed): a connection
+ * with a call in flight then holds a few hundred bytes instead of the whole call. Call about
+ * once a second; the next byte of the response unpacks it. */
+void llm_conn__trim(struct llm_conn *lc);
 /* Process-wide counters (all connections). */
 const struct llm_stats *llm__stats(void);
 

@@ -40,6 +40,8 @@ enum http_abort_reason {
 	HTTP_ABORT_GAP = 3,         /* captured bytes were lost where framing could not survive it */
 	HTTP_ABORT_TIMEOUT = 4,     /* no response within the idle timeout */
 	HTTP_ABORT_OVERFLOW = 5,    /* a header block too large to buffer */
+	HTTP_ABORT_RST_STREAM = 6,  /* HTTP/2: either side reset the stream (RST_STREAM) */
+	HTTP_ABORT_GOAWAY = 7,      /* HTTP/2: the server's GOAWAY left the stream unprocessed */
 };
 
 /*
@@ -62,7 +64,14 @@ struct http_sink {
 	 * of known length). The exchange goes on; the result must be marked partial. */
 	void (*on_loss)(void *ex, bool is_response, uint64_t lost_bytes);
 	void (*on_abort)(void *ex, enum http_abort_reason why, uint64_t ts_ns);
+	/* HTTP/2, right before on_abort(HTTP_ABORT_RST_STREAM or _GOAWAY) when the frame was read
+	 * whole: who sent it (by_peer: the side that did not send the request) and its error code
+	 * (RFC 9113 section 7; http2__error_name). May be NULL. */
+	void (*on_stream_error)(void *ex, bool by_peer, uint32_t code);
 };
+
+/* The RFC 9113 name of an HTTP/2 error code ("CANCEL"), or "UNKNOWN" (on_stream_error). */
+const char *http2__error_name(uint32_t code);
 
 /* Case-insensitive header lookup in a parsed head; NULL if absent. */
 const struct http_header *http_head__find(const struct http_head *h, const char *name);

@@ -41,6 +41,7 @@
  *    missing bytes with on_loss (0 when unknown).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -50,6 +51,12 @@
 #define H1_MAX_METHOD 24
 #define H1_MAX_CHUNK_LINE 4096
 #define H1_KEEP_BUF 4096 /* a head buffer larger than this is freed once used */
+/* Queue entries held inside the parser: a client that does not pipeline needs one (two with a
+ * loss marker); deeper queues are allocated when needed, up to HTTP1_MAX_PIPELINE. */
+#define H1_Q_INLINE 2
+
+_Static_assert((HTTP1_MAX_PIPELINE & (HTTP1_MAX_PIPELINE - 1)) == 0,
+	       "the queue is a ring indexed by mask");
 
 enum h1_state {
 	H1_IDLE,       /* between messages: the next byte (after empty lines) starts a message */
@@ -84,15 +91,15 @@ enum h1_kind { EX_LIVE, EX_DEAD, EX_MARKER };
 
 struct h1_ex {
 	uint64_t id;
-	enum h1_kind kind;
 	void *handle; /* the sink's; NULL = not interested (or no longer) */
 	uint64_t ts;  /* request start, for expiry */
 	uint64_t tick;
-	bool is_head, is_connect;
-	bool req_ended, resp_started;
-	bool uncertain;		     /* its response start may have been lost in a response gap */
 	uint64_t resp_tick;	     /* when its response head was parsed */
 	uint32_t min_lost, absorbed; /* markers */
+	enum h1_kind kind;
+	bool is_head, is_connect;
+	bool req_ended, resp_started;
+	bool uncertain; /* its response start may have been lost in a response gap */
 };
 
 struct http1 {
@@ -103,14 +110,17 @@ struct http1 {
 	bool stopped; /* nothing more is parsed: error, overflow, upgrade, close, ambiguous loss */
 	bool pipelined; /* a request was sent while an earlier one had no response yet */
 	struct h1_dir dir[2];
-	struct h1_ex q[HTTP1_MAX_PIPELINE];
-	unsigned q_head, q_len;
+	/* A ring of q_cap entries (a power of two): q_inline until more are queued at once.
+	 * The head being reported lives on the stack of h1_head_done, not here: an open
+	 * connection costs a few hundred bytes, not the 2 KiB of a struct http_head. */
+	struct h1_ex *q;
+	unsigned q_cap, q_head, q_len;
 	uint64_t next_id;
 	uint64_t tick;		/* orders request queueing against response ends */
 	uint64_t resp_end_tick; /* tick at which the last response ended (or was lost) */
 	uint64_t last_ts;	/* latest ts_end fed: the time of events found by a gap */
 	uint32_t orphans;	/* responses with no request queued since the last request byte */
-	struct http_head head;	/* the head being reported */
+	struct h1_ex q_inline[H1_Q_INLINE];
 };
 
 struct h1_framing {
@@ -372,19 +382,21 @@ static bool h1_empty_line(const uint8_t *b, size_t n, size_t i)
 	return i >= n || b[i] == '\n' || (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');
 }
 
-/* A complete head b[0..n) (ending with an empty line) into p->head and the framing; fields past
- * HTTP_MAX_HEADERS are not kept but still checked and still frame the message. */
-static int h1_parse_head(struct http1 *p, const uint8_t *b, size_t n, bool request,
+/* A complete head b[0..n) (ending with an empty line) into h and the framing; fields past
+ * HTTP_MAX_HEADERS are not kept but still checked and still frame the message. Only the
+ * header entries in use are written: clearing all 64 would cost more than parsing. */
+static int h1_parse_head(struct http_head *h, const uint8_t *b, size_t n, bool request,
 			 struct h1_framing *f)
 {
-	struct http_head *h = &p->head;
 	struct h1_start s = {0};
 	size_t i;
 
 	if (h1_start_line(b, n, request, &s) != SL_YES)
 		return -EPROTO;
-	memset(h, 0, sizeof(*h));
 	memset(f, 0, sizeof(*f));
+	/* Every field cleared but the header array (fields added to the struct later included). */
+	memset(h, 0, offsetof(struct http_head, headers));
+	memset(&h->num_headers, 0, sizeof(*h) - offsetof(struct http_head, num_headers));
 	h->is_request = request;
 	h->method = s.method;
 	h->method_len = s.method_len;
@@ -415,9 +427,9 @@ static int h1_req_dir(const struct http1 *p)
 	return p->role == HTTP1_ROLE_CLIENT ? 0 : 1;
 }
 
-static struct h1_ex *h1_at(struct http1 *p, unsigned k)
+static struct h1_ex *h1_at(const struct http1 *p, unsigned k)
 {
-	return &p->q[(p->q_head + k) % HTTP1_MAX_PIPELINE];
+	return &p->q[(p->q_head + k) & (p->q_cap - 1)];
 }
 
 static struct h1_ex *h1_front(struct http1 *p)
@@ -438,11 +450,44 @@ static struct h1_ex *h1_find(struct http1 *p, uint64_t id)
 	return NULL;
 }
 
+/* Doubles the ring, entries copied in queue order. */
+static int h1_grow(struct http1 *p)
+{
+	unsigned cap = p->q_cap * 2;
+	struct h1_ex *q;
+
+	if (cap > HTTP1_MAX_PIPELINE)
+		return -EMSGSIZE;
+	q = malloc(cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (unsigned k = 0; k < p->q_len; k++)
+		q[k] = *h1_at(p, k);
+	if (p->q != p->q_inline)
+		free(p->q);
+	p->q = q;
+	p->q_cap = cap;
+	p->q_head = 0;
+	return 0;
+}
+
+/* An empty queue goes back to the inline entries: a deep pipeline once does not cost memory
+ * for the rest of the connection. */
+static void h1_shrink(struct http1 *p)
+{
+	if (p->q_len || p->q == p->q_inline)
+		return;
+	free(p->q);
+	p->q = p->q_inline;
+	p->q_cap = H1_Q_INLINE;
+	p->q_head = 0;
+}
+
 static struct h1_ex *h1_push(struct http1 *p, enum h1_kind kind)
 {
 	struct h1_ex *ex;
 
-	if (p->q_len == HTTP1_MAX_PIPELINE)
+	if (p->q_len == p->q_cap && h1_grow(p))
 		return NULL;
 	ex = h1_at(p, p->q_len++);
 	memset(ex, 0, sizeof(*ex));
@@ -454,8 +499,9 @@ static struct h1_ex *h1_push(struct http1 *p, enum h1_kind kind)
 
 static void h1_pop(struct http1 *p)
 {
-	p->q_head = (p->q_head + 1) % HTTP1_MAX_PIPELINE;
+	p->q_head = (p->q_head + 1) & (p->q_cap - 1);
 	p->q_len--;
+	h1_shrink(p);
 }
 
 /* The exchange stays queued (dead) when its response may still come. */
@@ -476,6 +522,7 @@ static void h1_stop(struct http1 *p, enum http_abort_reason why, uint64_t ts, in
 	for (unsigned k = 0; k < p->q_len; k++)
 		h1_abort(p, h1_at(p, k), why, ts);
 	p->q_len = 0;
+	h1_shrink(p);
 	p->stopped = true;
 	p->err = err;
 	for (int d = 0; d < 2; d++) {
@@ -565,7 +612,8 @@ static bool h1_pipelining(struct http1 *p)
 	return p->pipelined && unresolved;
 }
 
-static int h1_request_head(struct http1 *p, int dir, const struct h1_framing *f, uint64_t ts)
+static int h1_request_head(struct http1 *p, int dir, const struct http_head *h,
+			   const struct h1_framing *f, uint64_t ts)
 {
 	struct h1_dir *d = &p->dir[dir];
 	struct h1_ex *ex;
@@ -580,11 +628,11 @@ static int h1_request_head(struct http1 *p, int dir, const struct h1_framing *f,
 	if (!ex)
 		return -EMSGSIZE;
 	ex->ts = d->head_ts;
-	ex->is_head = p->head.method_len == 4 && !memcmp(p->head.method, "HEAD", 4);
-	ex->is_connect = p->head.method_len == 7 && !memcmp(p->head.method, "CONNECT", 7);
+	ex->is_head = h->method_len == 4 && !memcmp(h->method, "HEAD", 4);
+	ex->is_connect = h->method_len == 7 && !memcmp(h->method, "CONNECT", 7);
 	p->stats.requests++;
 	if (p->sink.on_request)
-		ex->handle = p->sink.on_request(p->sink.ctx, &p->head, d->head_ts);
+		ex->handle = p->sink.on_request(p->sink.ctx, h, d->head_ts);
 	d->ex_id = ex->id;
 	if (f->has_te)
 		h1_begin_body(p, dir, B_CHUNKED, 0, ts);
@@ -656,14 +704,14 @@ static void h1_early_response(struct http1 *p, struct h1_ex *ex, uint64_t ts)
 }
 
 /* 101, or 2xx to CONNECT: the connection stops being HTTP/1.x after this response. */
-static void h1_upgrade(struct http1 *p, struct h1_ex *ex, uint64_t ts)
+static void h1_upgrade(struct http1 *p, struct h1_ex *ex, const struct http_head *h, uint64_t ts)
 {
 	int dir = !h1_req_dir(p);
 
 	if (ex && ex->kind == EX_LIVE && ex->handle) {
 		h1_request_end(p, ex, ts);
 		if (p->sink.on_response)
-			p->sink.on_response(ex->handle, &p->head, ts);
+			p->sink.on_response(ex->handle, h, ts);
 		if (p->sink.on_message_end)
 			p->sink.on_message_end(ex->handle, true, ts);
 	}
@@ -673,9 +721,10 @@ static void h1_upgrade(struct http1 *p, struct h1_ex *ex, uint64_t ts)
 	h1_stop(p, HTTP_ABORT_CONN_CLOSED, ts, 0);
 }
 
-static int h1_response_head(struct http1 *p, int dir, const struct h1_framing *f, uint64_t ts)
+static int h1_response_head(struct http1 *p, int dir, const struct http_head *h,
+			    const struct h1_framing *f, uint64_t ts)
 {
-	int status = p->head.status;
+	int status = h->status;
 	bool abandon = false;
 	struct h1_ex *ex;
 
@@ -691,7 +740,7 @@ static int h1_response_head(struct http1 *p, int dir, const struct h1_framing *f
 	if (ex && ex->kind == EX_LIVE)
 		p->stats.responses++;
 	if (status == 101 || (ex && ex->is_connect && status < 300)) {
-		h1_upgrade(p, ex, ts);
+		h1_upgrade(p, ex, h, ts);
 		return 0;
 	}
 	p->dir[dir].ex_id = ex ? ex->id : 0;
@@ -701,7 +750,7 @@ static int h1_response_head(struct http1 *p, int dir, const struct h1_framing *f
 		if (ex->handle) {
 			h1_early_response(p, ex, ts);
 			if (p->sink.on_response)
-				p->sink.on_response(ex->handle, &p->head, ts);
+				p->sink.on_response(ex->handle, h, ts);
 		}
 	}
 	h1_begin_body(p, dir, h1_response_body(ex, f, status), f->cl, ts);
@@ -794,15 +843,16 @@ static long h1_head_done(struct http1 *p, int dir, const uint8_t *head, size_t n
 {
 	struct h1_dir *d = &p->dir[dir];
 	bool request = dir == h1_req_dir(p);
+	struct http_head h;
 	struct h1_framing f;
-	int err = h1_parse_head(p, head, n, request, &f);
+	int err = h1_parse_head(&h, head, n, request, &f);
 
 	if (err)
 		return h1_not_http(d, len);
 	if (d->tentative)
 		p->stats.resyncs++;
 	d->tentative = false;
-	err = request ? h1_request_head(p, dir, &f, ts) : h1_response_head(p, dir, &f, ts);
+	err = request ? h1_request_head(p, dir, &h, &f, ts) : h1_response_head(p, dir, &h, &f, ts);
 	d->buf_len = 0;
 	if (d->buf_cap > H1_KEEP_BUF && !p->stopped) {
 		free(d->buf);
@@ -1229,7 +1279,7 @@ bool http1__busy(const struct http1 *p)
 	if (rq->state == H1_HEAD && !rq->tentative)
 		return true;
 	for (unsigned k = 0; k < p->q_len; k++)
-		if (p->q[(p->q_head + k) % HTTP1_MAX_PIPELINE].kind == EX_LIVE)
+		if (h1_at(p, k)->kind == EX_LIVE)
 			return true;
 	return false;
 }
@@ -1245,6 +1295,8 @@ struct http1 *http1__new(enum http1_role role, const struct http_sink *sink)
 		return NULL;
 	p->role = role == HTTP1_ROLE_SERVER ? HTTP1_ROLE_SERVER : HTTP1_ROLE_CLIENT;
 	p->sink = *sink;
+	p->q = p->q_inline;
+	p->q_cap = H1_Q_INLINE;
 	return p;
 }
 
@@ -1259,5 +1311,7 @@ void http1__free(struct http1 *p)
 		return;
 	free(p->dir[0].buf);
 	free(p->dir[1].buf);
+	if (p->q != p->q_inline)
+		free(p->q);
 	free(p);
 }

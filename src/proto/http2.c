@@ -600,18 +600,42 @@ static void h2_data_end(struct http2 *p, int dir, uint64_t ts)
 		h2_response_end(p, s, ts);
 }
 
+/* A stream ended by RST_STREAM or GOAWAY; the frame's error code when it was read whole. */
+static void h2_stream_error(struct http2 *p, struct h2_stream *s, int dir, const uint8_t *code,
+			    enum http_abort_reason why, uint64_t ts)
+{
+	if (code && p->sink.on_stream_error)
+		p->sink.on_stream_error(s->handle, dir != h2_req_dir(p), h2_u32(code));
+	H2_COUNT(p, aborted);
+	if (p->sink.on_abort)
+		p->sink.on_abort(s->handle, why, ts);
+	h2_remove(p, s);
+}
+
+static void h2_rst_stream(struct http2 *p, int dir, uint64_t ts)
+{
+	struct h2_dir *d = &p->dir[dir];
+	struct h2_stream *s = h2_find(p, d->sid);
+
+	if (!s)
+		return;
+	H2_COUNT(p, resets);
+	h2_stream_error(p, s, dir, !d->frame_lost && d->ctrl_len >= 4 ? d->ctrl : NULL,
+			HTTP_ABORT_RST_STREAM, ts);
+}
+
 static void h2_goaway(struct http2 *p, int dir, uint64_t ts)
 {
 	struct h2_dir *d = &p->dir[dir];
 	uint32_t last;
 
 	H2_COUNT(p, goaways);
-	if (d->frame_lost || d->ctrl_len < 4 || dir == h2_req_dir(p))
+	if (d->frame_lost || d->ctrl_len < 8 || dir == h2_req_dir(p))
 		return; /* a client's GOAWAY concerns pushed streams only */
 	last = h2_u32(d->ctrl) & 0x7fffffffu;
 	for (unsigned i = p->n_streams; i-- > 0;)
 		if (p->streams[i].id > last)
-			h2_abort(p, &p->streams[i], HTTP_ABORT_CONN_CLOSED, ts);
+			h2_stream_error(p, &p->streams[i], dir, d->ctrl + 4, HTTP_ABORT_GOAWAY, ts);
 }
 
 static void h2_setting(struct http2 *p, int dir, const uint8_t *b)
@@ -806,7 +830,6 @@ static int h2_content(struct http2 *p, int dir, const uint8_t *b, size_t n, uint
 static int h2_frame_end(struct http2 *p, int dir, uint64_t ts)
 {
 	struct h2_dir *d = &p->dir[dir];
-	struct h2_stream *s;
 
 	d->state = H2_HEAD;
 	d->hdr_len = 0;
@@ -822,11 +845,7 @@ static int h2_frame_end(struct http2 *p, int dir, uint64_t ts)
 			return h2_block_end(p, dir, ts);
 		break;
 	case H2_RST_STREAM:
-		s = h2_find(p, d->sid);
-		if (s) {
-			H2_COUNT(p, resets);
-			h2_abort(p, s, HTTP_ABORT_CONN_CLOSED, ts);
-		}
+		h2_rst_stream(p, dir, ts);
 		break;
 	case H2_GOAWAY:
 		h2_goaway(p, dir, ts);

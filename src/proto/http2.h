@@ -4,9 +4,11 @@
  * arbitrary pieces. Every stream becomes one exchange of struct http_sink (http.h), exactly as an
  * HTTP/1.1 exchange does: on_request when the request's header block is decoded (:method, :path,
  * and :authority as a "host" header), on_body per DATA frame, on_message_end at END_STREAM,
- * on_response at the final (non-1xx) response header block, on_abort on RST_STREAM, GOAWAY,
- * loss that leaves a stream unfinishable, a timeout, or the connection's close. Many streams of
- * one connection are many concurrent exchanges.
+ * on_response at the final (non-1xx) response header block, on_abort on RST_STREAM (either side;
+ * HTTP_ABORT_RST_STREAM), the server's GOAWAY for streams above its last stream id
+ * (HTTP_ABORT_GOAWAY; streams at or below it go on), loss that leaves a stream unfinishable, a
+ * timeout, or the connection's close; on_stream_error first gives a reset's sender and code.
+ * Many streams of one connection are many concurrent exchanges.
  *
  * Header blocks are decoded with libnghttp2's HPACK inflater, one per direction, fed as the
  * fragments arrive: nothing but one decoded header list per direction (HTTP2_MAX_HEADER_LIST)

@@ -155,5 +155,6 @@ void span__free(struct span *s)
 		return;
 	attrs__free(s->attrs, s->n_attrs);
 	resource__put(s->resource);
+	free(s->chunk_gaps);
 	free(s);
 }

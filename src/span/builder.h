@@ -31,4 +31,25 @@ void span_builder__free(struct span_builder *b);
  * Writes the 64-hex id into out (>= 65 bytes) and returns true when one is found. */
 bool cgroup__container_id(const char *cgroup_line, char *out, size_t out_len);
 
+/* What a process's cgroup says about its container (the one cgroup parser of the tree, in
+ * span/resource.c; cgroup__pod_uid of audit/procinfo.h lives there too). */
+struct cgroup_ids {
+	char container_id[65]; /* 64 hex; "" when not in a container */
+	char pod_uid[37];      /* Kubernetes pod uid with dashes; "" outside kubepods */
+};
+/* A whole /proc/<pid>/cgroup (hybrid hosts list v1 controllers and the v2 "0::" line): the v2
+ * line wins when it names a container, else the first line that does. Returns the winning
+ * line's index, -1 when none names a container (out all ""). */
+int cgroup__parse(const char *text, struct cgroup_ids *out);
+/* proc_root/<pid>/cgroup parsed: 1 found, 0 none, -errno unreadable. */
+int cgroup__read(const char *proc_root, uint32_t pid, struct cgroup_ids *out);
+/* The same, with one answer kept per cgroup id (the inode of the winning line's cgroup
+ * directory under fs_root, "/sys/fs/cgroup" when NULL). c NULL: uncached. */
+struct cgroup_cache;
+struct cgroup_cache *cgroup_cache__new(const char *fs_root);
+int cgroup_cache__read(struct cgroup_cache *c, const char *proc_root, uint32_t pid,
+		       struct cgroup_ids *out);
+void cgroup_cache__counts(const struct cgroup_cache *c, uint64_t *hits, uint64_t *misses);
+void cgroup_cache__free(struct cgroup_cache *c);
+
 #endif

@@ -15,6 +15,7 @@ struct resource_ctx {
 	char *env_keys[RES_MAX_ENV_ATTRS];
 	char *env_values[RES_MAX_ENV_ATTRS];
 	size_t n_env;
+	struct cgroup_cache *cgroups; /* NULL: cgroups parsed per process, uncached */
 };
 
 struct res_entry;

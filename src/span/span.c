@@ -50,6 +50,7 @@ struct span_builder *span_builder__new(const struct span_builder_opts *opts)
 		return NULL;
 	}
 	b->ctx.proc_root = opts->proc_root ? opts->proc_root : "/proc";
+	b->ctx.cgroups = cgroup_cache__new(NULL); /* NULL (no memory): parsed uncached */
 	if (opts->service_name && *opts->service_name)
 		b->service_name = strdup(opts->service_name);
 	resource_ctx__parse_env(&b->ctx, opts->resource_attributes);
@@ -100,12 +101,32 @@ static uint64_t mono_to_unix_ns(uint64_t mono_ns)
 	return now_rt - (now_mono - mono_ns);
 }
 
+/* Ids come from a per-thread pool refilled by getrandom: two syscalls per span cost more than
+ * the rest of building it. Ids need to be unique, not secret. */
+static bool random_fill(uint8_t *id, size_t n)
+{
+	static __thread uint8_t pool[1024];
+	static __thread size_t left;
+
+	if (n > sizeof(pool))
+		return getrandom(id, n, 0) == (ssize_t)n;
+	if (left < n) {
+		if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool))
+			return false;
+		left = sizeof(pool);
+	}
+	memcpy(id, pool + sizeof(pool) - left, n);
+	memset(pool + sizeof(pool) - left, 0, n); /* handed out once */
+	left -= n;
+	return true;
+}
+
 static void random_id(uint8_t *id, size_t n)
 {
 	bool zero = true;
 
 	while (zero) {
-		if (getrandom(id, n, 0) != (ssize_t)n) {
+		if (!random_fill(id, n)) {
 			/* getrandom cannot fail for small sizes after boot; keep ids unique anyway */
 			for (size_t i = 0; i < n; i++)
 				id[i] = (uint8_t)rand();
@@ -186,7 +207,13 @@ static void span__add_transport(struct span *s, const struct llm_call *c)
 		ADD_STR(s, "tokentap.tls.library", "gnutls");
 	else if (c->tls_source == 2) /* TT_SRC_PLAINTEXT: no TLS at all */
 		ADD_STR(s, "tokentap.tls.library", "none");
+	else if (c->tls_source == 4) /* TT_SRC_GO: crypto/tls */
+		ADD_STR(s, "tokentap.tls.library", "go");
+	else if (c->tls_source == 5) /* TT_SRC_BORINGSSL: found by code shape */
+		ADD_STR(s, "tokentap.tls.library", "boringssl");
 	add_if_set(s, "tokentap.provider.detected_by", c->detected_by);
+	add_if_set(s, "tokentap.http2.error_code", c->http2_error_code);
+	add_if_set(s, "tokentap.http2.error_sender", c->http2_error_sender);
 	if (c->partial) {
 		ADD_BOOL(s, "tokentap.capture.partial", true);
 		ADD_INT(s, "tokentap.capture.lost_bytes", (int64_t)c->lost_bytes);
@@ -200,9 +227,28 @@ static void span__add_peer_content(struct span *s, const struct llm_call *c)
 	add_if_set(s, "network.peer.address", c->peer_address);
 	if (c->peer_port > 0)
 		ADD_INT(s, "network.peer.port", c->peer_port);
+	add_if_set(s, "tls.client.server_name", c->tls_server_name);
 	add_if_set(s, "gen_ai.system_instructions", c->system_instructions);
 	add_if_set(s, "gen_ai.input.messages", c->input_messages);
 	add_if_set(s, "gen_ai.output.messages", c->output_messages);
+}
+
+/* The call's chunk gaps, copied for the metrics (a memory failure only loses the metric). */
+static void span__add_chunk_gaps(struct span *s, const struct llm_call *c)
+{
+	struct span_chunk_gaps *g;
+
+	if (!c->n_chunk_gaps && !c->chunk_gaps_folded)
+		return;
+	g = malloc(sizeof(*g) + c->n_chunk_gaps * sizeof(g->v[0]));
+	if (!g)
+		return;
+	g->n = c->n_chunk_gaps;
+	g->folded = c->chunk_gaps_folded;
+	g->folded_s = c->chunk_gaps_folded_s;
+	if (g->n)
+		memcpy(g->v, c->chunk_gaps, g->n * sizeof(g->v[0]));
+	s->chunk_gaps = g;
 }
 
 struct span *span_builder__build(struct span_builder *b, const struct llm_call *c)
@@ -225,6 +271,7 @@ struct span *span_builder__build(struct span_builder *b, const struct llm_call *
 	}
 	span__add_genai(s, c);
 	span__add_transport(s, c);
+	span__add_chunk_gaps(s, c);
 	span__add_attribution(s, c); /* cost, tenant keys, the caller's trace context */
 	span__add_peer_content(s, c);
 	s->resource = span_builder__resource(b, c->pid);

@@ -49,6 +49,17 @@ struct resource {
 enum span_kind { SPAN_KIND_CLIENT = 3 }; /* OTLP Span.SpanKind value */
 enum span_status { SPAN_STATUS_UNSET = 0, SPAN_STATUS_OK = 1, SPAN_STATUS_ERROR = 2 };
 
+/*
+ * Streams: the gaps between consecutive output chunks, in seconds, for the
+ * gen_ai.client.operation.time_per_output_chunk metric (not an attribute). Gaps past those kept
+ * are folded: counted and summed.
+ */
+struct span_chunk_gaps {
+	uint32_t n, folded;
+	double folded_s;
+	float v[];
+};
+
 struct span {
 	uint8_t trace_id[16];
 	uint8_t span_id[8];
@@ -62,6 +73,7 @@ struct span {
 	struct attr attrs[SPAN_MAX_ATTRS];
 	size_t n_attrs;
 	struct resource *resource;
+	struct span_chunk_gaps *chunk_gaps; /* owned; NULL when the call had no two chunks */
 };
 
 /* Attribute builders (copy strings). Silently stop at SPAN_MAX_ATTRS: the caller sized it. */

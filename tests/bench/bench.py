@@ -9,6 +9,11 @@ Measured side by side in one run on this machine, printed as a table and written
             /v1/chat/completions) and other TLS connections (GET /), 2 KiB and 64 KiB responses.
             Client and server share CPU 1, so a round trip's wall time is the CPU time both
             sides spend on it; tokentap runs on CPU 0 and its own CPU time is reported apart.
+            tokentap runs twice: with --probe-sites classic (uprobe+uretprobe at each
+            function's entry, like the floor) and with the default emulated probe sites.
+  probes    the probes alone, kernel side (sites_cost.c): SSL_write/SSL_read calls that return
+            at once on a private copy of libssl no other tracer sees: bare, floor, tokentap's
+            programs classic and on emulated sites; ns added per call, ratio to the floor.
   rate      the highest rate of LLM calls/s held for a few seconds with zero bytes lost and
             zero spans missing (tokentap's final stats line and its spans, by client pid).
   pipeline  user space alone (tests/bench/pipeline_bench.c): MB/s and calls/s on one core.
@@ -16,7 +21,7 @@ Measured side by side in one run on this machine, printed as a table and written
             request; the answers come after the sample), during the sustained rate; time from
             start to "tokentap: ready" with 500 extra processes that map libssl.
 
-Usage: bench.py --build DIR --tokentap BIN --out FILE [--quick] [--only cost,rate,...]
+Usage: bench.py --build DIR --tokentap BIN --out FILE [--quick] [--only cost,probes,rate,...]
 Needs root (BPF). Other load on the machine makes numbers noisy: the load average at the start
 is part of the report.
 """
@@ -252,6 +257,11 @@ class Tokentap:
 
 # ---- (a) cost per SSL call ---------------------------------------------------------------------
 
+# bare: nothing attached; floor: empty uprobe+uretprobe pairs; classic: tokentap with the same
+# pairs (--probe-sites classic); tokentap: the default, probes on emulated instructions.
+MODES = ("bare", "floor", "classic", "tokentap")
+TT_MODES = ("classic", "tokentap")
+
 def bench_cost(a, tools, work, lib):
     shapes = [("llm", 2048), ("web", 2048), ("llm", 65536), ("web", 65536)]
     iters = {2048: 2000 if a.quick else 4000, 65536: 500 if a.quick else 1500}
@@ -262,17 +272,20 @@ def bench_cost(a, tools, work, lib):
     tt_spans, tt_losses, unclean = {}, [], 0
     try:
         for rep in range(reps):
-            for mode in ("bare", "floor", "tokentap"):
+            for mode in MODES:
                 probe = None
                 if mode == "floor":
                     probe = Floor(tools, lib)
+                elif mode == "classic":
+                    probe = Tokentap(a.tokentap, work, f"cost{rep}c", ["--probe-sites", "classic"],
+                                     cpu=0)
                 elif mode == "tokentap":
                     probe = Tokentap(a.tokentap, work, f"cost{rep}", cpu=0)
                 mine = [probe.proc.pid] if probe else []
                 try:
                     for kind, resp in shapes:
                         def one():
-                            tt = mode == "tokentap"
+                            tt = mode in TT_MODES
                             c0 = cpu_s(probe.pid) if tt else 0
                             b0 = bpf_prog_ns(probe.prog_ids)[1] if tt else 0
                             r = client(tools, server.port, kind, resp, iters=iters[resp], cpu=1)[0]
@@ -289,13 +302,15 @@ def bench_cost(a, tools, work, lib):
                 finally:
                     if probe:
                         probe.close()
-                if mode == "tokentap":
+                if mode in TT_MODES:
                     spans = probe.spans_by_pid()
                     for kind, resp in shapes:
                         r = samples[(mode, kind, resp)][-1]
                         want = r["rts"] + 100 if kind == "llm" else 0
-                        tt_spans.setdefault((kind, resp), []).append((spans.get(r["pid"], 0), want))
-                    tt_losses.append({k: probe.stat(k) for k in ("lost_records", "lost_bytes")})
+                        tt_spans.setdefault((mode, kind, resp), []).append(
+                            (spans.get(r["pid"], 0), want))
+                    tt_losses.append({"mode": mode, **{k: probe.stat(k) for k in
+                                                       ("lost_records", "lost_bytes")}})
     finally:
         bpf_stats(False)
         server.close()
@@ -303,32 +318,71 @@ def bench_cost(a, tools, work, lib):
     for kind, resp in shapes:
         def med(mode, key):
             return statistics.median(s[key] for s in samples[(mode, kind, resp)])
+        def tt_per_call(mode, key, scale):
+            n = sum(s["rts"] * s["calls_per_rt"] for s in samples[(mode, kind, resp)])
+            return sum(s[key] for s in samples[(mode, kind, resp)]) * scale / n
         calls = med("bare", "calls_per_rt")
-        cpu = {m: med(m, "cpu_per_rt") for m in ("bare", "floor", "tokentap")}
-        wall = {m: med(m, "us_p50") for m in ("bare", "floor", "tokentap")}
-        tt_calls = sum(s["rts"] * s["calls_per_rt"] for s in samples[("tokentap", kind, resp)])
-        tt_cpu = sum(s["tt_cpu_s"] for s in samples[("tokentap", kind, resp)]) * 1e6 / tt_calls
+        cpu = {m: med(m, "cpu_per_rt") for m in MODES}
+        wall = {m: med(m, "us_p50") for m in MODES}
+        tt_cpu = tt_per_call("tokentap", "tt_cpu_s", 1e6)
         # Every tokentap program that ran (uprobes, and the syscall tracepoints, which also run
         # for the rest of the host): exact, whatever else the machine does.
-        tt_bpf = sum(s["bpf_ns"] for s in samples[("tokentap", kind, resp)]) / 1e3 / tt_calls
+        tt_bpf = tt_per_call("tokentap", "bpf_ns", 1e-3)
         floor_add, tt_add = cpu["floor"] - cpu["bare"], cpu["tokentap"] - cpu["bare"]
+        classic_add = cpu["classic"] - cpu["bare"]
         rows.append({
             "connection": "LLM (POST /v1/chat/completions)" if kind == "llm" else "other TLS (GET /)",
             "kind": kind, "response_bytes": resp, "ssl_calls_per_round_trip": round(calls, 2),
             "cpu_us_per_round_trip": cpu, "wall_us_per_round_trip_p50": wall,
             "floor_added_us_per_call": floor_add / calls, "tokentap_added_us_per_call": tt_add / calls,
             "ratio_to_floor": tt_add / floor_add if floor_add > 0 else None,
+            # tokentap --probe-sites classic: uprobe+uretprobe at every function's entry, as the
+            # floor; the default (auto) puts them on emulated instructions (src/attach/sites.c).
+            "classic_added_us_per_call": classic_add / calls,
+            "classic_ratio_to_floor": classic_add / floor_add if floor_add > 0 else None,
+            "classic_bpf_us_per_call": tt_per_call("classic", "bpf_ns", 1e-3),
             "wall_ratio_to_floor": ((wall["tokentap"] - wall["bare"]) / (wall["floor"] - wall["bare"])
                                     if wall["floor"] > wall["bare"] else None),
             "tokentap_cpu_us_per_call": tt_cpu,
             "tokentap_bpf_us_per_call": tt_bpf,
-            "spans_seen_expected": tt_spans[(kind, resp)],
-            "clean_samples": sum(s["clean"] for m in ("bare", "floor", "tokentap")
-                                 for s in samples[(m, kind, resp)])})
+            "spans_seen_expected": tt_spans[("tokentap", kind, resp)],
+            "classic_spans_seen_expected": tt_spans[("classic", kind, resp)],
+            "clean_samples": sum(s["clean"] for m in MODES for s in samples[(m, kind, resp)])})
     return {"rows": rows, "reps": reps, "iters": iters, "tokentap_losses": tt_losses,
             "samples_with_other_tracers": unclean,
             "method": "CPU time (user+system) of the client and server processes per round trip, "
-                      "both pinned to CPU 1; tokentap pinned to CPU 0; median of reps"}
+                      "both pinned to CPU 1; tokentap pinned to CPU 0; median of reps; "
+                      "'tokentap' = default probe sites (auto), 'classic' = --probe-sites classic"}
+
+
+# ---- (a2) the probes alone ----------------------------------------------------------------------
+
+def bench_probes(a, tools, work, lib):
+    """The kernel-side cost per call of each way of probing (tests/bench/sites_cost.c): SSL_write
+    and SSL_read calls that return at once, on a private, unlinked copy of libssl that no other
+    tracer on the host attaches to, probes attached to that process only; best batch of each
+    mode, median over runs."""
+    runs = []
+    for _ in range(3 if a.quick else 7):
+        out = subprocess.run(["taskset", "-c", "1", tools / "sites_cost", tools / "floor.bpf.o",
+                              lib], capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(f"sites_cost failed: {out.stderr[-2000:]}")
+        runs.append(json.loads(out.stdout))
+    modes = ("bare", "floor", "classic", "sites")
+    rows = []
+    for fn, key in (("SSL_write", "ssl_write_ns"), ("SSL_read", "ssl_read_ns")):
+        ns = {m: statistics.median(r[m][key] for r in runs) for m in modes}
+        added = {m: ns[m] - ns["bare"] for m in modes if m != "bare"}
+        rows.append({"function": fn, "ns_per_call": ns, "added_ns": added,
+                     "classic_ratio_to_floor": (added["classic"] / added["floor"]
+                                                if added["floor"] > 0 else None),
+                     "ratio_to_floor": (added["sites"] / added["floor"]
+                                        if added["floor"] > 0 else None)})
+    return {"rows": rows, "runs": len(runs), "sites_verified": [r["sites_verified"] for r in runs],
+            "method": "tests/bench/sites_cost.c pinned to CPU 1: best of 40 batches of 2000 calls "
+                      "per mode, median over runs; SSL calls with a negative length (prologue and "
+                      "return path only)"}
 
 
 # ---- (b) sustained rate ------------------------------------------------------------------------
@@ -496,16 +550,29 @@ def print_report(r):
     if "cost" in r:
         print("\n(a) added cost per SSL call: CPU µs per round trip of the traced client+server "
               f"({r['cost']['samples_with_other_tracers']} samples taken while other tracers ran)")
+        print("  classic = tokentap --probe-sites classic; tokentap = default (emulated sites)")
         print(f"  {'connection':34} {'resp':>6} {'calls':>5} {'bare':>7} {'floor':>7} "
-              f"{'tokentap':>8} {'floor+/call':>11} {'tt+/call':>9} {'ratio':>6} {'tt cpu/call':>11}"
-              f" {'bpf/call':>8}")
+              f"{'classic':>7} {'tokentap':>8} {'floor+/call':>11} {'cl+/call':>8} {'cl ratio':>8}"
+              f" {'tt+/call':>9} {'ratio':>6} {'tt cpu/call':>11} {'bpf/call':>8}")
         for x in r["cost"]["rows"]:
             u = x["cpu_us_per_round_trip"]
             print(f"  {x['connection']:34} {x['response_bytes']:>6} {x['ssl_calls_per_round_trip']:>5}"
-                  f" {fmt(u['bare']):>7} {fmt(u['floor']):>7} {fmt(u['tokentap']):>8}"
-                  f" {fmt(x['floor_added_us_per_call'], 2):>11} {fmt(x['tokentap_added_us_per_call'], 2):>9}"
+                  f" {fmt(u['bare']):>7} {fmt(u['floor']):>7} {fmt(u['classic']):>7}"
+                  f" {fmt(u['tokentap']):>8} {fmt(x['floor_added_us_per_call'], 2):>11}"
+                  f" {fmt(x['classic_added_us_per_call'], 2):>8} {fmt(x['classic_ratio_to_floor'], 2):>8}"
+                  f" {fmt(x['tokentap_added_us_per_call'], 2):>9}"
                   f" {fmt(x['ratio_to_floor'], 2):>6} {fmt(x['tokentap_cpu_us_per_call'], 2):>11}"
                   f" {fmt(x['tokentap_bpf_us_per_call'], 2):>8}")
+    if "probes" in r:
+        print("\n(a2) the probes alone, kernel side: ns per SSL call that returns at once, on a "
+              "private copy of libssl (no other tracer)")
+        print(f"  {'function':10} {'bare':>6} {'floor+':>7} {'classic+':>9} {'sites+':>7} "
+              f"{'classic/floor':>13} {'sites/floor':>11}")
+        for x in r["probes"]["rows"]:
+            d = x["added_ns"]
+            print(f"  {x['function']:10} {x['ns_per_call']['bare']:6.0f} {d['floor']:7.0f} "
+                  f"{d['classic']:9.0f} {d['sites']:7.0f} "
+                  f"{fmt(x['classic_ratio_to_floor'], 2):>13} {fmt(x['ratio_to_floor'], 2):>11}")
     if "rate" in r:
         b = r["rate"]
         print(f"\n(b) sustained rate, 2 KiB responses, {b['conns']} connections, {b['seconds']} s "
@@ -544,7 +611,7 @@ def main():
     ap.add_argument("--tokentap", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="cost,rate,pipeline,memory")
+    ap.add_argument("--only", default="cost,probes,rate,pipeline,memory")
     ap.add_argument("--rates", default="2000,4000,6000,8000,10000,12000,15000,20000")
     a = ap.parse_args()
     a.rates = [int(x) for x in a.rates.split(",")]

@@ -23,6 +23,8 @@ clang -O2 -g -Wall tests/bench/floor.c -lbpf -o "$out/floor"
 clang -g -O2 -target bpf -I"/usr/include/$multiarch" -c tests/bench/floor.bpf.c -o "$out/floor.bpf.o"
 clang -O2 -g -Wall -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I"$BUILD" -I"$BUILD/gen" \
 	tests/bench/pipeline_bench.c "$BUILD/libtokentap.a" $libs -o "$out/pipeline_bench"
+clang -O2 -g -Wall -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I"$BUILD" \
+	tests/bench/sites_cost.c "$BUILD/libtokentap.a" $libs -o "$out/sites_cost"
 
 exec python3 tests/bench/bench.py --build "$BUILD" --tokentap "$TOKENTAP_BIN" \
 	--out "$out/report.json" ${BENCH_ARGS:-}

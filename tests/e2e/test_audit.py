@@ -6,8 +6,12 @@ Phase 1 (TestAudit): tokentap with --audit, --policy, --capture-content and OTLP
 mutual TLS (a TLS front with its own CA, made here with openssl, before the receiver). A mixed
 workload — allowed calls (OpenAI plain, Anthropic streamed), a disallowed host (localhost where
 only 127.0.0.1 is allowed), a disallowed model, an unknown OpenAI-compatible host, a failed call
-(429) and a known provider reached through a CONNECT proxy — must give exactly one audit record
-per call with the right verdict; `tokentap audit verify` accepts the file and rejects a deleted,
+(429), a known provider reached through a CONNECT proxy, a gateway whose SNI disagrees with the
+Host, SNI-setting clients (curl --resolve, Python ssl, Node tls), Gemini and OpenAI Responses
+calls, and curl in two fake containers (a cgroup named like containerd's / CRI-O's, with the
+runtime's state files under a fake root: image rule, pod-label rule, the label rule reported
+unevaluated under containerd) — must give exactly one audit record per call with the right
+verdict; `tokentap audit verify` accepts the file and rejects a deleted,
 an inserted and an edited line; captured messages match what was sent and received; planted
 secrets (an sk- key and a PEM key in the prompt, the Authorization header) appear in no output.
 
@@ -46,13 +50,49 @@ PROMPT_REDACTED = "Summarize this: my key is [REDACTED] and\n[REDACTED]\nthanks"
 SECRETS = [h.API_KEY, PLANTED_KEY, PEM_BODY]
 RUN_CAPS = ["cap_bpf", "cap_perfmon", "cap_sys_ptrace", "cap_dac_read_search", "cap_sys_admin"]
 POLICY = {"version": 1, "default": "deny", "shadow_ai": "deny", "rules": [
+    # Pod labels first: under containerd (no pod labels recorded) this rule cannot be
+    # evaluated, which the record must say.
+    {"name": "payments", "match": {"pod_labels": ["team=payments"]},
+     "allow": {"models": ["gpt-4o-mini"]}},
+    {"name": "agents", "match": {"image": ["ghcr.io/acme/*"]},
+     "allow": {"models": ["gpt-4o*"], "hosts": ["api.openai.com"]}},
     {"name": "curl-clients", "match": {"executables": ["curl"]},
-     "allow": {"hosts": ["api.openai.com", "api.anthropic.com", "127.0.0.1"],
-               "models": ["gpt-4o*", "claude-*"]}}]}
+     "allow": {"hosts": ["api.openai.com", "api.anthropic.com", "127.0.0.1",
+                         "generativelanguage.googleapis.com"],
+               "models": ["gpt-4o*", "claude-*", "gemini-*"]}},
+    {"name": "sni-clients", "match": {"executables": ["python3*", "node"]},
+     "allow": {"hosts": ["api.openai.com", "api.anthropic.com"]}}]}
+# A client that sets SNI: Python's ssl module and Node's tls (OpenSSL linked into node).
+PY_SNI = """
+import http.client, json, socket, ssl, sys
+port, name, path, body, headers = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], \\
+    json.loads(sys.argv[5])
+ctx = ssl._create_unverified_context()
+c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=name)
+c.request("POST", path, body=open(body, "rb").read(), headers=headers)
+r = c.getresponse()
+sys.stdout.write(str(r.status))
+sys.stdout.flush()
+open(body + ".resp", "wb").write(r.read())
+"""
+NODE_SNI = """
+const https = require('node:https'), fs = require('node:fs');
+const [port, name, path, body, headers] = process.argv.slice(1);
+const req = https.request({host: '127.0.0.1', port: +port, servername: name, path,
+  method: 'POST', rejectUnauthorized: false, headers: JSON.parse(headers)}, res => {
+  const got = [];
+  res.on('data', d => got.push(d));
+  res.on('end', () => { fs.writeFileSync(body + '.resp', Buffer.concat(got));
+    process.stdout.write(String(res.statusCode)); });
+});
+req.end(fs.readFileSync(body));
+"""
 
 
-def curl(work, tag, url, body, headers=(), extra=(), auth=True):
-    """One call by curl; the body goes through a file, so argv holds no prompt text."""
+def curl(work, tag, url, body, headers=(), extra=(), auth=True, cgroup=None):
+    """One call by curl; the body goes through a file, so argv holds no prompt text. With
+    cgroup, curl runs in that cgroup from its exec on (a container, as far as tokentap sees)."""
     req, resp = work / f"{tag}.req.json", work / f"{tag}.resp"
     req.write_text(json.dumps(body))
     args = ["curl", "-sS", "--cacert", h.Workspace.mock.ca, url, "--data-binary", f"@{req}",
@@ -60,11 +100,98 @@ def curl(work, tag, url, body, headers=(), extra=(), auth=True):
             "-H", f"x-test-tag: {tag}", *[a for k in headers for a in ("-H", k)], *extra]
     if auth:
         args += ["-H", f"Authorization: Bearer {h.API_KEY}"]
-    proc = h.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if cgroup is None:
+        proc = h.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    else:
+        proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=join_cgroup(cgroup))
+        h._procs.append(proc)
     out, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"curl {tag} exited with {proc.returncode}: {err}")
     return {"tag": tag, "pid": proc.pid, "status": int(out), "resp": resp.read_bytes()}
+
+
+def join_cgroup(cg):
+    def pre():
+        h.die_with_parent()
+        with open(cg / "cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+    return pre
+
+
+# ---- containers: a fake runtime state root and a cgroup named like the runtime's -------------
+
+CID_CONTAINERD = uuid.uuid4().hex + uuid.uuid4().hex
+CID_CRIO, CID_CRIO_SANDBOX = (uuid.uuid4().hex + uuid.uuid4().hex for _ in range(2))
+AGENT_IMAGE = "ghcr.io/acme/agent:1.4"
+
+
+def cgroup_v2_root():
+    for path in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if os.path.exists(f"{path}/cgroup.procs"):
+            return Path(path)
+    raise AssertionError("no cgroup v2 mount (/sys/fs/cgroup/unified or /sys/fs/cgroup)")
+
+
+def make_container_cgroups(tag):
+    """A parent of our own, with a runtime-named scope per container: only leaves hold procs."""
+    parent = cgroup_v2_root() / f"tokentap-audit-{tag}"
+    scopes = {}
+    for cid, prefix in ((CID_CONTAINERD, "cri-containerd"), (CID_CRIO, "crio")):
+        scopes[cid] = parent / f"{prefix}-{cid}.scope"
+        scopes[cid].mkdir(parents=True)
+    return parent, scopes
+
+
+def remove_cgroups(parent):
+    for d in sorted(parent.glob("*.scope")) + [parent]:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def make_runtime_state(root):
+    """containerd's OCI bundle (no pod labels) and CRI-O's config.json pair (container and its
+    sandbox, which carries the pod's labels), as the runtimes write them."""
+    bundle = root / "containerd" / "k8s.io" / CID_CONTAINERD
+    bundle.mkdir(parents=True)
+    (bundle / "config.json").write_text(json.dumps({"ociVersion": "1.1.0", "annotations": {
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.container-name": "agent",
+        "io.kubernetes.cri.image-name": AGENT_IMAGE,
+        "io.kubernetes.cri.sandbox-name": "agent-7d9f",
+        "io.kubernetes.cri.sandbox-namespace": "ml",
+        "io.kubernetes.cri.sandbox-uid": str(uuid.uuid4())}}))
+    for cid, ann in ((CID_CRIO, {
+            "io.kubernetes.cri-o.ImageName": "docker.io/library/python:3.12",
+            "io.kubernetes.cri-o.ContainerName": "k8s_app_web-1",
+            "io.kubernetes.pod.name": "web-1", "io.kubernetes.pod.namespace": "shop",
+            "io.kubernetes.cri-o.SandboxID": CID_CRIO_SANDBOX,
+            "io.kubernetes.cri-o.Labels": json.dumps({"io.kubernetes.container.name": "app"})}),
+            (CID_CRIO_SANDBOX, {"io.kubernetes.cri-o.Labels": json.dumps(
+                {"app": "web", "team": "payments"})})):
+        d = root / "crio" / cid / "userdata"
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"annotations": ann}))
+    (root / "docker").mkdir()
+
+
+def sni_client(work, tag, lang, name, path, body, headers):
+    """One call by python or node over TLS with SNI `name` (the mock's certificate does not
+    name it: verification is off, as for a client behind a gateway with its own CA)."""
+    req = work / f"{tag}.req.json"
+    req.write_text(json.dumps(body))
+    hdrs = json.dumps({"Content-Type": "application/json", "x-test-tag": tag, **headers})
+    args = ([sys.executable, "-c", PY_SNI] if lang == "python" else ["node", "-e", NODE_SNI])
+    args += [str(h.Workspace.mock.port), name, path, str(req), hdrs]
+    proc = h.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise AssertionError(f"{lang} {tag} exited with {proc.returncode}: {err}")
+    return {"tag": tag, "pid": proc.pid, "status": int(out),
+            "resp": Path(f"{req}.resp").read_bytes()}
 
 
 def chat(model, text="Say hello", **kw):
@@ -208,6 +335,9 @@ class TestAudit(h.TracedCase):
         cls.pki = make_pki(cls.work / "pki")
         cls.tls_port, cls.tls_stats = tls_front(cls.pki, int(m.group(1)))
         cls.proxy_port = connect_proxy(cls.mock.port)
+        cls.runtime = cls.work / "runtime"
+        make_runtime_state(cls.runtime)
+        cls.cg_parent, cls.cgroups = make_container_cgroups(uuid.uuid4().hex[:8])
 
     @classmethod
     def tokentap_args_for(cls):
@@ -215,10 +345,14 @@ class TestAudit(h.TracedCase):
         return ["--format", "json", "--audit", cls.audit, "--audit-fsync-interval", "0",
                 "--policy", cls.policy, "--capture-content", "--control-socket", "",
                 "--otlp-endpoint", f"https://localhost:{cls.tls_port}", "--otlp-ca", p / "ca.pem",
-                "--otlp-client-cert", p / "client.pem", "--otlp-client-key", p / "client.key"]
+                "--otlp-client-cert", p / "client.pem", "--otlp-client-key", p / "client.key",
+                "--containerd-state", cls.runtime / "containerd",
+                "--crio-state", cls.runtime / "crio", "--docker-state", cls.runtime / "docker"]
 
     @classmethod
     def tearDownClass(cls):
+        if getattr(cls, "cg_parent", None):
+            remove_cgroups(cls.cg_parent)
         r = getattr(cls, "receiver", None)
         if r is not None and r.poll() is None:
             r.terminate()
@@ -246,6 +380,39 @@ class TestAudit(h.TracedCase):
         calls["tunnel"] = curl(w, "tunnel", "https://api.openai.com/v1/chat/completions",
                                chat("gpt-4o"), [],
                                ["-k", "-x", f"http://127.0.0.1:{cls.proxy_port}"])
+        # SNI: curl names the server it resolves (here a provider's name on a loopback
+        # address); a gateway name with a provider's Host is a tunnel fronting the provider.
+        calls["sni_curl"] = curl(w, "sni_curl", f"https://api.openai.com:{P}/v1/chat/completions",
+                                 chat("gpt-4o"), [],
+                                 ["-k", "--resolve", f"api.openai.com:{P}:127.0.0.1"])
+        calls["sni_mismatch"] = curl(
+            w, "sni_mismatch", f"https://gateway.corp.example:{P}/v1/chat/completions",
+            chat("gpt-4o"), [f"Host: api.openai.com:{P}"],
+            ["-k", "--resolve", f"gateway.corp.example:{P}:127.0.0.1"])
+        calls["sni_python"] = sni_client(
+            w, "sni_python", "python", "api.anthropic.com", "/v1/messages",
+            chat("claude-sonnet-4-5", max_tokens=20),
+            {"Host": f"api.anthropic.com:{P}", "anthropic-version": "2023-06-01"})
+        calls["sni_node"] = sni_client(w, "sni_node", "node", "api.openai.com",
+                                       "/v1/chat/completions", chat("gpt-4o"),
+                                       {"Host": f"api.openai.com:{P}"})
+        # Content capture of more APIs: Gemini (streamed SSE) and OpenAI Responses (streamed).
+        calls["gemini"] = curl(
+            w, "gemini", base + "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            {"systemInstruction": {"parts": [{"text": "You are terse"}]},
+             "contents": [{"role": "user", "parts": [{"text": PROMPT}]}]},
+            [f"Host: generativelanguage.googleapis.com:{P}"])
+        calls["responses"] = curl(w, "responses", base + "/v1/responses",
+                                  {"model": "gpt-4o-mini", "instructions": "You are terse",
+                                   "input": PROMPT, "stream": True},
+                                  [f"Host: api.openai.com:{P}"])
+        # Containers: curl in a cgroup named like containerd's / CRI-O's, whose runtime state
+        # (image, pod, labels) sits under the fake roots given to tokentap.
+        calls["ctr_image"] = curl(w, "ctr_image", base + "/v1/chat/completions", chat("gpt-4o"),
+                                  [f"Host: api.openai.com:{P}"],
+                                  cgroup=cls.cgroups[CID_CONTAINERD])
+        calls["ctr_label"] = curl(w, "ctr_label", base + "/v1/chat/completions", chat("gpt-4o"),
+                                  [f"Host: api.openai.com:{P}"], cgroup=cls.cgroups[CID_CRIO])
         return calls
 
     def records(self):
@@ -275,12 +442,18 @@ class TestAudit(h.TracedCase):
         self.assertEqual(len({pid for pid, _ in recs}), len(calls))
         want = {"allowed": [], "stream": [], "failed": [],
                 "bad_host": ["host_not_allowed", "shadow_ai"], "bad_model": ["model_not_allowed"],
-                "unknown_host": ["shadow_ai"], "tunnel": ["shadow_ai"]}
+                "unknown_host": ["shadow_ai"], "tunnel": ["shadow_ai"],
+                "sni_curl": ["shadow_ai"], "sni_mismatch": ["shadow_ai"], "gemini": [],
+                "responses": [], "sni_python": ["shadow_ai"], "sni_node": [],
+                "ctr_image": [],
+                "ctr_label": ["model_not_allowed"]}
+        rules = {"sni_python": "sni-clients", "sni_node": "sni-clients", "ctr_image": "agents",
+                 "ctr_label": "payments"}
         for name, violations in want.items():
             r = self.record_of(name)
             self.assertEqual(r["violations"], violations, name)
             self.assertEqual(r["verdict"], "denied" if violations else "allowed", name)
-            self.assertEqual(r["policy_rule"], "curl-clients", name)
+            self.assertEqual(r["policy_rule"], rules.get(name, "curl-clients"), name)
         self.assertEqual(self.record_of("unknown_host")["shadow_ai_reason"],
                          "unknown_provider_host")
         self.assertEqual(self.record_of("bad_host")["destination"]["server_address"], "localhost")
@@ -294,7 +467,57 @@ class TestAudit(h.TracedCase):
                                             "error_type": "429"})
         denied = self.mine([(int(m.group(1)), m.group(0)) for m in re.finditer(
             r"^tokentap: policy: denied pid=(\d+) .*$", self.tt.err_path.read_text(), re.M)])
-        self.assertEqual(len(denied), 4, denied)
+        self.assertEqual(len(denied), 8, denied)
+
+    def test_policy_by_image_and_pod_label(self):
+        img = self.record_of("ctr_image")
+        self.assertEqual(img["container"]["id"], CID_CONTAINERD)
+        self.assertEqual({k: img["container"][k] for k in
+                          ("runtime", "image", "name", "pod_name", "pod_namespace")},
+                         {"runtime": "containerd", "image": AGENT_IMAGE, "name": "agent",
+                          "pod_name": "agent-7d9f", "pod_namespace": "ml"})
+        # containerd records no pod labels: the label rule is reported, not passed over
+        self.assertEqual(img["policy_unevaluated"], ["payments: pod_labels_unknown"])
+        lab = self.record_of("ctr_label")
+        self.assertEqual(lab["container"]["id"], CID_CRIO)
+        self.assertEqual((lab["container"]["runtime"], lab["container"]["pod_name"]),
+                         ("cri-o", "web-1"))
+        self.assertEqual(lab["policy_unevaluated"], [])
+        span = self.span_of("ctr_label")["attributes"]
+        self.assertEqual(span["container.image.name"], "docker.io/library/python:3.12")
+        self.assertEqual(span["tokentap.policy.rule"], "payments")
+        # outside containers nothing is unknown
+        self.assertEqual(self.record_of("allowed")["policy_unevaluated"], [])
+
+    def test_sni_in_spans_and_records(self):
+        want = {"sni_curl": ("api.openai.com", "curl"), "sni_python": ("api.anthropic.com", "python"),
+                "sni_node": ("api.openai.com", "node"),
+                "sni_mismatch": ("gateway.corp.example", "curl")}
+        for name, (sni, client) in want.items():
+            r, s = self.record_of(name), self.span_of(name)
+            self.assertEqual(self.calls("calls")[name]["status"], 200, name)
+            self.assertEqual(r["destination"]["tls_server_name"], sni, f"{name} ({client})")
+            self.assertEqual(s["attributes"].get("tls.client.server_name"), sni, name)
+            self.assertEqual(r["destination"]["tls_library"], "openssl", name)
+        # A provider's name in the handshake, served from a loopback address (the mock): a
+        # gateway or DNS override answering for the provider.
+        for name in ("sni_curl", "sni_python"):
+            self.assertEqual(self.record_of(name)["shadow_ai_reason"],
+                             "provider_name_private_address", name)
+        # Node's TLS runs over memory BIOs: the kernel side never sees its socket, so there is
+        # no peer address to judge, and the call is not flagged.
+        node = self.record_of("sni_node")
+        self.assertIsNone(node["destination"]["peer_address"])
+        self.assertFalse(node["shadow_ai"])
+        self.assertIn("127.0.0.1", self.record_of("sni_curl")["shadow_ai_detail"])
+        self.assertEqual(self.record_of("sni_python")["provider"], "anthropic")
+        bad = self.record_of("sni_mismatch")
+        self.assertEqual(bad["destination"]["server_address"], "api.openai.com")
+        self.assertEqual(bad["shadow_ai_reason"], "sni_host_mismatch")
+        self.assertIn("gateway.corp.example", bad["shadow_ai_detail"])
+        # curl sends no SNI for an IP address: none is made up.
+        self.assertIsNone(self.record_of("allowed")["destination"]["tls_server_name"])
+        self.assertNotIn("tls.client.server_name", self.span_of("allowed")["attributes"])
 
     def test_record_fields(self):
         r = self.record_of("allowed")
@@ -364,6 +587,31 @@ class TestAudit(h.TracedCase):
         self.assertEqual(out[0]["parts"], [{"type": "text", "content": streamed}])
         self.assertEqual(json.loads(s["gen_ai.system_instructions"]),
                          [{"type": "text", "content": "You are terse"}])
+
+    def test_captured_gemini_and_responses(self):
+        user = [{"role": "user", "parts": [{"type": "text", "content": PROMPT_REDACTED}]}]
+        terse = [{"type": "text", "content": "You are terse"}]
+        g = self.span_of("gemini")["attributes"]
+        raw = self.calls("calls")["gemini"]["resp"]
+        chunks = [json.loads(x[5:]) for x in raw.split(b"\n") if x.startswith(b"data:")]
+        text = "".join(p.get("text", "") for c in chunks for cand in c.get("candidates", [])
+                       for p in cand["content"]["parts"])
+        self.assertTrue(text)
+        self.assertEqual(json.loads(g["gen_ai.input.messages"]), user)
+        self.assertEqual(json.loads(g["gen_ai.system_instructions"]), terse)
+        self.assertEqual(json.loads(g["gen_ai.output.messages"]), [
+            {"role": "assistant", "parts": [{"type": "text", "content": text}],
+             "finish_reason": chunks[-1]["candidates"][0]["finishReason"]}])
+        r = self.span_of("responses")["attributes"]
+        raw = self.calls("calls")["responses"]["resp"]
+        done = [json.loads(x[5:]) for x in raw.split(b"\n") if x.startswith(b"data:")][-1]
+        self.assertEqual(done["type"], "response.completed")
+        text = done["response"]["output"][0]["content"][0]["text"]
+        self.assertEqual(json.loads(r["gen_ai.input.messages"]), user)
+        self.assertEqual(json.loads(r["gen_ai.system_instructions"]), terse)
+        self.assertEqual(json.loads(r["gen_ai.output.messages"]), [
+            {"role": "assistant", "parts": [{"type": "text", "content": text}],
+             "finish_reason": "stop"}])
 
     def test_otlp_over_mutual_tls(self):
         self.assertGreaterEqual(self.tls_stats["handshakes"], 1)

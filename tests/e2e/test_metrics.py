@@ -37,6 +37,8 @@ import test_e2e as h  # noqa: E402
 RUN = uuid.uuid4().hex[:6]
 MODEL_OAI = f"gpt-4o-mini-{RUN}"
 MODEL_ANT = f"claude-haiku-4-5-{RUN}"
+MODEL_GAP = f"gpt-4o-gaps-{RUN}"  # a stream whose chunks the mock spaces GAP_S apart
+GAP_S = 0.15
 TENANT_A, TENANT_B = f"team-a-{RUN}", f"team-b-{RUN}"
 TOKEN_BOUNDS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
                 16777216, 67108864]
@@ -176,6 +178,14 @@ class TestMetrics(h.TracedCase):
             h.call("anthropic", MODEL_ANT, "m-ant-stream", stream=True, text=h.words(5),
                    headers={**ta, "x-mock-output-tokens": "12"}),
             h.call("openai", MODEL_OAI, "m-oai-429", headers={**tb, "x-mock-status": "429"})])
+        gap = h.call("openai", MODEL_GAP, "m-gap-stream", stream=True, text=h.words(3),
+                     headers={**ta, "x-mock-output-tokens": "6",
+                              "x-mock-chunk-delay-ms": str(int(GAP_S * 1000))})
+        got += h.run_curl(gap, cls.work)
+        # The output chunks the client received: SSE events with data, [DONE] aside.
+        raw = (cls.work / f"{gap['tag']}.resp").read_bytes()
+        cls.gap_chunks = len([ln for ln in raw.split(b"\n") if ln.startswith(b"data:")
+                              and ln[5:].strip() != b"[DONE]"])
         return got
 
     @classmethod
@@ -218,7 +228,7 @@ class TestMetrics(h.TracedCase):
         if isinstance(cls.results["a_calls"], Exception):
             raise cls.results["a_calls"]
         deadline = time.monotonic() + WAIT_S
-        while len(cls.run_spans()) < 5 and time.monotonic() < deadline:
+        while len(cls.run_spans()) < 6 and time.monotonic() < deadline:
             time.sleep(0.1)
         spans = cls.run_spans()
         tokens, _, calls, _ = cls.expected(spans)
@@ -273,7 +283,7 @@ class TestMetrics(h.TracedCase):
         # marked partial and the metrics then count what it says, as they should.)
         calls = self.calls("a_calls")
         spans = self.read()["spans"]
-        self.assertEqual(len(spans), 5, [s["attributes"].get("gen_ai.response.id") for s in spans])
+        self.assertEqual(len(spans), 6, [s["attributes"].get("gen_ai.response.id") for s in spans])
         log = self.mock.by_tag([c["tag"] for c in calls])
         by_id = {log[c["tag"]]["id"]: log[c["tag"]] for c in calls if log[c["tag"]]["id"]}
         tenants = {}
@@ -285,7 +295,7 @@ class TestMetrics(h.TracedCase):
                 continue
             self.assertEqual(a.get("gen_ai.usage.input_tokens"), h.expected_input(e))
             self.assertEqual(a.get("gen_ai.usage.output_tokens"), e["output_tokens"])
-        self.assertEqual(tenants, {TENANT_A: 3, TENANT_B: 2})
+        self.assertEqual(tenants, {TENANT_A: 4, TENANT_B: 2})
         complete = [s for s in spans if not s["attributes"].get("tokentap.capture.partial")]
         self.assertGreaterEqual(len(complete), 3, "most spans lost bytes: the host is overloaded")
 
@@ -339,13 +349,41 @@ class TestMetrics(h.TracedCase):
             got = series(parsed, "gen_ai_client_operation_time_to_first_chunk_seconds_count",
                          gen_ai_request_model=model)
             self.assertEqual(sum(v for _, v in got), streams.get(model, 0), model)
-            # Per output chunk: streams with two output tokens or more.
-            want = len([sp for sp in spans if sp["attributes"]["gen_ai.request.model"] == model
-                        and "gen_ai.response.time_to_first_chunk" in sp["attributes"]
-                        and sp["attributes"].get("gen_ai.usage.output_tokens", 0) >= 2])
+            # Per output chunk: several per stream, none for plain calls.
             got = series(parsed, "gen_ai_client_operation_time_per_output_chunk_seconds_count",
                          gen_ai_request_model=model)
-            self.assertEqual(sum(v for _, v in got), want, model)
+            if streams.get(model):
+                self.assertGreater(sum(v for _, v in got), streams[model], model)
+            else:
+                self.assertEqual(sum(v for _, v in got), 0, model)
+
+    def check_chunk_gaps(self, count, total, where):
+        """One measurement per gap between the known stream's chunks, each about GAP_S (the
+        mock sleeps GAP_S between events; a loaded machine only adds)."""
+        n = self.gap_chunks - 1
+        self.assertGreaterEqual(n, 4, "the mock sent too few chunks")
+        self.assertEqual(count, n, f"{where}: time_per_output_chunk count")
+        self.assertGreaterEqual(total, n * GAP_S * 0.8, f"{where}: sum of the gaps")
+        self.assertLessEqual(total, n * GAP_S + 5.0, f"{where}: sum of the gaps")
+
+    def test_time_per_output_chunk_scraped(self):
+        parsed = parse_exposition(self.read()["text"])
+        cnt = series(parsed, "gen_ai_client_operation_time_per_output_chunk_seconds_count",
+                     gen_ai_request_model=MODEL_GAP)
+        tot = series(parsed, "gen_ai_client_operation_time_per_output_chunk_seconds_sum",
+                     gen_ai_request_model=MODEL_GAP)
+        self.check_chunk_gaps(sum(v for _, v in cnt), sum(v for _, v in tot), "prometheus")
+
+    def test_time_per_output_chunk_otlp(self):
+        last, _ = self.otlp_points()
+        pts = [p for p in last if p["metric"] == "gen_ai.client.operation.time_per_output_chunk"
+               and p["attributes"].get("gen_ai.request.model") == MODEL_GAP]
+        self.assertTrue(pts, "no OTLP time_per_output_chunk point for the known stream")
+        for p in pts:
+            self.assertEqual(p["unit"], "s")
+            self.assertEqual(sum(p["bucket_counts"]), p["count"])
+            self.assertGreaterEqual(p["min"], GAP_S * 0.8)
+        self.check_chunk_gaps(sum(p["count"] for p in pts), sum(p["sum"] for p in pts), "otlp")
 
     def test_health_series(self):
         parsed = parse_exposition(self.read()["text"])
@@ -360,6 +398,7 @@ class TestMetrics(h.TracedCase):
         self.assertGreater(one("tokentap_events_total"), 0)
         self.assertGreater(one("tokentap_bytes_total"), 0)
         self.assertGreaterEqual(one("tokentap_attached_files"), 1)
+        self.assertGreaterEqual(one("tokentap_traced_processes"), 0)
         for name in ("tokentap_parse_errors_total", "tokentap_events_lost_total",
                      "tokentap_bytes_lost_total"):
             one(name)

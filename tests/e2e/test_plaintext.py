@@ -279,6 +279,106 @@ class TestPlainNotLLM(PlainCase):
         self.assertGreaterEqual(st.get("plain_socks_other", 0), 40)
 
 
+class H2cServer:
+    """tests/e2e/clients/h2c.js server: OpenAI-shaped chat over HTTP/2 without TLS."""
+
+    def __init__(self, work, name):
+        self.err = open(work / f"{name}.err", "wb")
+        self.proc = h.spawn(["node", E2E / "clients" / "h2c.js", "server"],
+                            stdout=subprocess.PIPE, stderr=self.err, text=True)
+        line = h.read_line(self.proc, 30, "h2c server")
+        m = re.fullmatch(r"h2c: listening (\d+)", line)
+        if not m:
+            raise AssertionError(f"h2c server printed {line!r}")
+        self.port = int(m.group(1))
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_h2c(port, calls):
+    got = h.run_client(["node", E2E / "clients" / "h2c.js", "client", str(port),
+                        json.dumps(calls)], "h2c client")
+    if len(got) != len(calls):
+        raise AssertionError(f"h2c client reported {len(got)} calls of {len(calls)}")
+    return got
+
+
+class TestH2c(h.TracedCase):
+    """h2c (prior knowledge) from Node's http2 client: the kernel copies it only to a port in
+    --h2c-ports (this test's server), user space picks the HTTP/2 parser from the preface; a
+    stream the server resets ends its call with error.type http2_rst_stream. The same client
+    against a server on another port is not copied at all."""
+
+    @classmethod
+    def before_tokentap(cls):
+        cls.srv = H2cServer(cls.work, "h2c-listed")
+        cls.other = H2cServer(cls.work, "h2c-unlisted")
+
+    @classmethod
+    def tokentap_args_for(cls):
+        return cls.tokentap_args + ["--h2c-ports", str(cls.srv.port), "--stats-interval", "1"]
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.srv.stop()
+        cls.other.stop()
+
+    @classmethod
+    def workload_h2c(cls):
+        return run_h2c(cls.srv.port, [
+            {"tag": "h2c-plain", "model": "llama-3.1-8b"},
+            {"tag": "h2c-stream", "model": "qwen2.5", "stream": True},
+            {"tag": "h2c-reset", "model": "mistral-7b", "reset": True}])
+
+    @classmethod
+    def workload_unlisted(cls):
+        return run_h2c(cls.other.port, [{"tag": "h2c-unlisted", "model": "llama-3.1-8b"}])
+
+    def spans_by_model(self, name):
+        calls = self.calls(name)
+        return {s["attributes"].get("gen_ai.request.model"): s
+                for s in self.spans_of({c["pid"] for c in calls})}, calls
+
+    def test_h2c_calls(self):
+        spans, calls = self.spans_by_model("h2c")
+        self.assertEqual(sorted(spans), ["llama-3.1-8b", "mistral-7b", "qwen2.5"])
+        for model in ("llama-3.1-8b", "qwen2.5"):
+            a = spans[model]["attributes"]
+            self.assertEqual(a.get("gen_ai.response.model"), model + "-2025")
+            self.assertEqual(a.get("gen_ai.usage.input_tokens"), 11)
+            self.assertEqual(a.get("gen_ai.usage.output_tokens"), 7)
+            self.assertEqual(a.get("http.response.status_code"), 200)
+            self.assertEqual(a.get("server.port"), self.srv.port)
+            self.assertEqual(a.get("tokentap.tls.library"), "none")
+            self.assertEqual(a.get("url.path"), "/v1/chat/completions")
+            self.assertNotIn("error.type", a)
+        self.assertEqual(spans["qwen2.5"]["attributes"].get("gen_ai.request.stream"), True)
+        self.assertIn("gen_ai.response.time_to_first_chunk", spans["qwen2.5"]["attributes"])
+        self.assertEqual(spans["llama-3.1-8b"]["attributes"].get("gen_ai.response.id"),
+                         "chatcmpl-h2c-h2c-plain")
+
+    def test_h2c_reset(self):
+        spans, calls = self.spans_by_model("h2c")
+        self.assertEqual([c["error"] for c in calls if c["tag"] == "h2c-reset"],
+                         ["ERR_HTTP2_STREAM_ERROR"])
+        s = spans.get("mistral-7b")
+        self.assertIsNotNone(s, "no span for the reset stream")
+        a = s["attributes"]
+        self.assertEqual(a.get("error.type"), "http2_rst_stream")
+        self.assertEqual(a.get("tokentap.http2.error_code"), "INTERNAL_ERROR")
+        self.assertEqual(a.get("tokentap.http2.error_sender"), "server")
+        self.assertEqual(s["status"]["code"], "error")
+
+    def test_unlisted_port_not_copied(self):
+        spans, _ = self.spans_by_model("unlisted")
+        self.assertEqual(spans, {})
+        st = stats_line(self.tt)
+        self.assertGreaterEqual(st.get("plain_h2c_other", 0), 1)
+
+
 def main():
     h.run_suite("plaintext", __name__)
 

@@ -4,7 +4,7 @@
  * direction, size, loss and connection the fuzzer chooses. Input: a sequence of operations,
  * each one byte of opcode then, for data, one byte of length and that many bytes.
  */
-// FUZZ_SOURCES: src/conn/conn.c src/proto/http1.c src/proto/http.c src/proto/sse.c src/llm/llm.c src/llm/openai.c src/llm/anthropic.c src/llm/tenant.c src/llm/content.c src/llm/detect.c src/llm/gemini.c src/llm/ollama.c src/llm/bedrock.c src/llm/jseq.c src/proto/eventstream.c src/proto/decode.c src/util/redact.c src/proto/http2.c src/proto/parser.c
+// FUZZ_SOURCES: src/conn/conn.c src/proto/http1.c src/proto/http.c src/proto/sse.c src/llm/llm.c src/llm/openai.c src/llm/anthropic.c src/llm/tenant.c src/llm/content.c src/llm/detect.c src/llm/gemini.c src/llm/ollama.c src/llm/bedrock.c src/llm/jseq.c src/proto/eventstream.c src/proto/decode.c src/util/redact.c src/proto/http2.c src/proto/parser.c src/util/zpack.c
 // FUZZ_LIBS: -ljson-c -lcrypto -lz -lbrotlidec -lzstd -lnghttp2
 #include <stddef.h>
 #include <stdint.h>

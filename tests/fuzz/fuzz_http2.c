@@ -116,9 +116,15 @@ static void fz_on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 {
 	struct fx *x = ex;
 
-	fx_check(x, why >= HTTP_ABORT_CONN_CLOSED && why <= HTTP_ABORT_OVERFLOW);
+	fx_check(x, why >= HTTP_ABORT_CONN_CLOSED && why <= HTTP_ABORT_GOAWAY);
 	x->magic = 0;
 	free(x);
+}
+
+/* Only ever right before the abort of a live exchange; the code is the frame's, any value. */
+static void fz_on_stream_error(void *ex, bool by_peer, uint32_t code)
+{
+	fx_check(ex, http2__error_name(code) != NULL);
 }
 
 STREAM_SCRIPT_OPS(fz_ops, http2);
@@ -132,6 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .on_message_end = fz_on_end,
 	    .on_loss = fz_on_loss,
 	    .on_abort = fz_on_abort,
+	    .on_stream_error = fz_on_stream_error,
 	};
 	uint64_t ts;
 	enum http1_role role;

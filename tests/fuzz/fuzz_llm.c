@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// FUZZ_SOURCES: src/llm/llm.c src/llm/openai.c src/llm/anthropic.c src/llm/tenant.c src/llm/content.c src/llm/detect.c src/llm/gemini.c src/llm/ollama.c src/llm/bedrock.c src/llm/jseq.c src/proto/sse.c src/proto/http.c src/proto/eventstream.c src/proto/decode.c src/util/redact.c
+// FUZZ_SOURCES: src/llm/llm.c src/llm/openai.c src/llm/anthropic.c src/llm/tenant.c src/llm/content.c src/llm/detect.c src/llm/gemini.c src/llm/ollama.c src/llm/bedrock.c src/llm/jseq.c src/proto/sse.c src/proto/http.c src/proto/eventstream.c src/proto/decode.c src/util/redact.c src/util/zpack.c
 // FUZZ_LIBS: -ljson-c -lcrypto -lz -lbrotlidec -lzstd
 /*
  * llm/ behind its http_sink, driven with fuzzer-chosen heads and bodies.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Policy documents: parse anything, evaluate whatever parsed. */
-// FUZZ_SOURCES: src/audit/policy.c src/util/file.c
+// FUZZ_SOURCES: src/audit/policy.c src/audit/container_meta.c src/util/file.c
 // FUZZ_LIBS: -ljson-c
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +9,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static char label0[] = "team=payments", label1[] = "app=web";
+	struct container_info ci = {.runtime = "cri-o", .image = "ghcr.io/acme/agent:1.4",
+				    .labels_known = true, .labels = {label0, label1}, .n_labels = 2};
 	char err[256];
 	struct policy *p = policy__parse((const char *)data, size, err, sizeof(err));
 	struct policy_call c = {.exe = "/usr/bin/python3",
@@ -25,6 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	policy__eval(p, &c, &v);
 	if (v.n_violations > POLICY_MAX_VIOLATIONS || v.denied != (v.n_violations > 0))
+		abort();
+	/* in a container: known metadata, then unknown (rules reported unevaluated) */
+	c.container = &ci;
+	policy__eval(p, &c, &v);
+	c.container = NULL;
+	policy__eval(p, &c, &v);
+	if (v.n_unevaluated > POLICY_MAX_VIOLATIONS)
 		abort();
 	policy__free(p);
 	return 0;

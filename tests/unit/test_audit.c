@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "audit/chain.h"
+#include "audit/container_meta.h"
+#include "capture/capture.h"
+#include "tokentap_abi.h"
 #include "audit/judge.h"
 #include "audit/policy.h"
 #include "audit/procinfo.h"
@@ -384,9 +387,9 @@ TEST(policy_rejects_bad_documents)
 	static const char *bad[] = {
 	    "[]",
 	    "{\"default\":\"maybe\"}",
-	    "{\"rules\":[{\"match\":{\"executable\":[\"x\"]}}]}", /* typo: executables */
-	    "{\"rules\":[{\"allow\":{\"models\":\"gpt-4o\"}}]}",  /* not an array */
-	    "{\"rules\":[{\"match\":{\"pod_labels\":[\"app=x\"]}}]}",
+	    "{\"rules\":[{\"match\":{\"executable\":[\"x\"]}}]}",   /* typo: executables */
+	    "{\"rules\":[{\"allow\":{\"models\":\"gpt-4o\"}}]}",    /* not an array */
+	    "{\"rules\":[{\"match\":{\"pod_labels\":[\"app\"]}}]}", /* not key=value */
 	    "{\"rules\":[{\"allow\":{\"hosts\":[\"\"]}}]}",
 	    "{\"rules\":[]} trailing",
 	    "{\"version\":2}",
@@ -401,7 +404,13 @@ TEST(policy_rejects_bad_documents)
 		policy__free(p);
 	}
 	policy__parse(bad[4], strlen(bad[4]), err, sizeof(err));
-	CHECK(strstr(err, "pod_uids") != NULL);
+	CHECK(strstr(err, "key=value") != NULL);
+	/* both spellings of one selector */
+	static const char *twice =
+	    "{\"rules\":[{\"match\":{\"image\":[\"a\"],\"images\":[\"b\"]}}]}";
+
+	CHECK(policy__parse(twice, strlen(twice), err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "twice") != NULL);
 }
 
 TEST(policy_file_permissions)
@@ -500,6 +509,332 @@ TEST(judge_falls_back_to_the_exec_comm)
 	policy__free(p);
 }
 
+/* ---- container metadata from the runtimes' state ------------------------------------------ */
+
+#define CID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define CID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define CID_S "5555555555555555555555555555555555555555555555555555555555555555"
+#define CID_D "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+static void put_text(const char *dir, const char *name, const char *text)
+{
+	char cmd[600], path[600];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s", dir);
+	CHECK(system(cmd) == 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* One bundle per runtime, as the runtimes write them (trimmed to what is read). */
+static void make_runtime_roots(void)
+{
+	char d[400];
+
+	snprintf(d, sizeof(d), "%s/containerd/k8s.io/%s", tmpdir, CID_A);
+	put_text(d, "config.json",
+		 "{\"ociVersion\":\"1.1.0\",\"process\":{\"args\":[\"python\"]},\"annotations\":{"
+		 "\"io.kubernetes.cri.container-type\":\"container\","
+		 "\"io.kubernetes.cri.container-name\":\"agent\","
+		 "\"io.kubernetes.cri.image-name\":\"ghcr.io/acme/agent:1.4\","
+		 "\"io.kubernetes.cri.sandbox-name\":\"agent-7d9f\","
+		 "\"io.kubernetes.cri.sandbox-namespace\":\"ml\","
+		 "\"io.kubernetes.cri.sandbox-uid\":\"1b2c3d4e-0000-1111-2222-333344445555\"}}");
+	snprintf(d, sizeof(d), "%s/containerd/moby", tmpdir); /* another namespace, empty */
+	put_text(d, ".keep", "");
+	snprintf(d, sizeof(d), "%s/crio/%s/userdata", tmpdir, CID_B);
+	put_text(d, "config.json",
+		 "{\"annotations\":{\"io.kubernetes.cri-o.ImageName\":\"docker.io/library/"
+		 "python:3.12\",\"io.kubernetes.cri-o.ContainerName\":\"k8s_app_web\","
+		 "\"io.kubernetes.pod.name\":\"web-1\",\"io.kubernetes.pod.namespace\":\"shop\","
+		 "\"io.kubernetes.pod.uid\":\"9a9a9a9a-0000-1111-2222-333344445555\","
+		 "\"io.kubernetes.cri-o.SandboxID\":\"" CID_S "\","
+		 "\"io.kubernetes.cri-o.Labels\":\"{\\\"io.kubernetes.container.name\\\":"
+		 "\\\"app\\\"}\"}}");
+	snprintf(d, sizeof(d), "%s/crio/%s/userdata", tmpdir, CID_S);
+	put_text(d, "config.json",
+		 "{\"annotations\":{\"io.kubernetes.cri-o.Labels\":\"{\\\"app\\\":\\\"web\\\","
+		 "\\\"team\\\":\\\"payments\\\"}\"}}");
+	snprintf(d, sizeof(d), "%s/docker/%s", tmpdir, CID_D);
+	put_text(d, "config.v2.json",
+		 "{\"ID\":\"" CID_D "\",\"Name\":\"/batch\",\"Config\":{\"Image\":"
+		 "\"acme/batch:latest\",\"Labels\":{\"team\":\"research\"}}}");
+}
+
+static struct container_meta *fixture_meta(void)
+{
+	static char cd[300], cr[300], dk[300];
+
+	snprintf(cd, sizeof(cd), "%s/containerd", tmpdir);
+	snprintf(cr, sizeof(cr), "%s/crio", tmpdir);
+	snprintf(dk, sizeof(dk), "%s/docker", tmpdir);
+	return container_meta__new(&(struct container_meta_opts){
+	    .containerd_state = cd, .crio_state = cr, .docker_state = dk});
+}
+
+TEST(container_meta_from_fixture_bundles)
+{
+	struct container_meta *m;
+	const struct container_info *ci;
+	struct container_meta_stats st;
+
+	make_runtime_roots();
+	m = fixture_meta();
+	CHECK(m != NULL);
+	ci = container_meta__lookup(m, CID_A, 1);
+	CHECK(ci != NULL);
+	if (ci) {
+		CHECK_EQ_STR(ci->runtime, "containerd");
+		CHECK_EQ_STR(ci->image, "ghcr.io/acme/agent:1.4");
+		CHECK_EQ_STR(ci->name, "agent");
+		CHECK_EQ_STR(ci->pod_name, "agent-7d9f");
+		CHECK_EQ_STR(ci->pod_namespace, "ml");
+		CHECK_EQ_STR(ci->pod_uid, "1b2c3d4e-0000-1111-2222-333344445555");
+		CHECK(!ci->labels_known); /* containerd records no pod labels */
+	}
+	ci = container_meta__lookup(m, CID_B, 1);
+	CHECK(ci != NULL);
+	if (ci) {
+		CHECK_EQ_STR(ci->runtime, "cri-o");
+		CHECK_EQ_STR(ci->image, "docker.io/library/python:3.12");
+		CHECK_EQ_STR(ci->pod_name, "web-1");
+		CHECK(ci->labels_known);
+		/* the pod's labels come from its sandbox */
+		CHECK(container_info__has_label(ci, "app=web"));
+		CHECK(container_info__has_label(ci, "team=pay*"));
+		CHECK(container_info__has_label(ci, "io.kubernetes.container.name=app"));
+		CHECK(!container_info__has_label(ci, "team=research"));
+	}
+	ci = container_meta__lookup(m, CID_D, 1);
+	CHECK(ci != NULL);
+	if (ci) {
+		CHECK_EQ_STR(ci->runtime, "docker");
+		CHECK_EQ_STR(ci->image, "acme/batch:latest");
+		CHECK_EQ_STR(ci->name, "batch");
+		CHECK(container_info__has_label(ci, "team=research"));
+	}
+	/* unknown, and ids that are no container id (never a path) */
+	CHECK(container_meta__lookup(
+		  m, "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", 1) ==
+	      NULL);
+	CHECK(container_meta__lookup(m, "../../../../etc/passwd", 1) == NULL);
+	CHECK(container_meta__lookup(
+		  m, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 1) ==
+	      NULL);
+	CHECK(container_meta__lookup(m, CID_A, 2) != NULL); /* cached */
+	container_meta__stats(m, &st);
+	CHECK_EQ_INT(st.found, 3);
+	CHECK_EQ_INT(st.not_found, 1);
+	CHECK_EQ_INT(st.hits, 1);
+	container_meta__free(m);
+}
+
+TEST(container_info_parse_rejects_garbage)
+{
+	struct container_info ci = {0};
+	static const char *bad[] = {"", "[]", "{\"annotations\":", "null", "{} x"};
+	static const char *mistyped = "{\"annotations\":{\"io.kubernetes.cri-o.ImageName\":5,"
+				      "\"io.kubernetes.cri-o.Labels\":\"[1,2]\"}}";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(container_info__parse("containerd", bad[i], strlen(bad[i]), &ci) != 0);
+	CHECK(container_info__parse("rkt", "{}", 2, &ci) != 0);
+	/* mistyped fields are ignored, not trusted */
+	CHECK(container_info__parse("cri-o", mistyped, strlen(mistyped), &ci) == 0);
+	CHECK(ci.image[0] == '\0' && ci.n_labels == 0 && !ci.labels_known);
+	container_info__clear(&ci);
+}
+
+static const char *image_policy =
+    "{\"default\":\"deny\",\"rules\":["
+    "{\"name\":\"agents\",\"match\":{\"images\":[\"ghcr.io/acme/*\"]},"
+    " \"allow\":{\"providers\":[\"openai\"]}},"
+    "{\"name\":\"payments\",\"match\":{\"pod_label\":[\"team=payments\"]},"
+    " \"allow\":{\"models\":[\"gpt-4o\"]}},"
+    "{\"name\":\"anyone\",\"match\":{\"executables\":[\"curl\"]},\"allow\":{}}]}";
+
+static struct policy_verdict judge_in(struct policy *p, const char *exe, const char *cid,
+				      const struct container_info *ci, const char *model)
+{
+	struct policy_call c = {.exe = exe,
+				.container_id = cid,
+				.uid = 0,
+				.provider = "openai",
+				.host = "api.openai.com",
+				.model = model,
+				.container = ci};
+	struct policy_verdict v;
+
+	policy__eval(p, &c, &v);
+	return v;
+}
+
+TEST(policy_by_image_and_pod_label)
+{
+	char err[256];
+	struct policy *p = policy__parse(image_policy, strlen(image_policy), err, sizeof(err));
+	struct container_meta *m = fixture_meta();
+	struct policy_verdict v;
+
+	CHECK(p != NULL && m != NULL);
+	if (!p || !m)
+		return;
+	/* containerd: the image rule decides; the label rule cannot be evaluated and says so */
+	v = judge_in(p, "/usr/bin/python3", CID_A, container_meta__lookup(m, CID_A, 1), "gpt-4o");
+	CHECK(!v.denied);
+	CHECK_EQ_STR(v.rule, "agents");
+	CHECK_EQ_INT(v.n_unevaluated, 0); /* the first rule selected: the label rule never ran */
+	v = judge_in(p, "/usr/bin/curl", CID_A, NULL, "gpt-4o"); /* metadata not found */
+	CHECK_EQ_STR(v.rule, "anyone");
+	CHECK_EQ_INT(v.n_unevaluated, 2);
+	CHECK_EQ_STR(v.unevaluated[0].rule, "agents");
+	CHECK_EQ_STR(v.unevaluated[0].reason, "image_unknown");
+	CHECK_EQ_STR(v.unevaluated[1].reason, "pod_labels_unknown");
+	/* CRI-O: the pod's labels select the payments rule, which allows only gpt-4o */
+	v = judge_in(p, "/usr/bin/python3", CID_B, container_meta__lookup(m, CID_B, 1), "gpt-4o");
+	CHECK(!v.denied);
+	CHECK_EQ_STR(v.rule, "payments");
+	v = judge_in(p, "/usr/bin/python3", CID_B, container_meta__lookup(m, CID_B, 1), "o3");
+	CHECK(v.denied && has_violation(&v, "model_not_allowed"));
+	/* outside any container: image and label rules simply do not select */
+	v = judge_in(p, "/usr/bin/python3", "", NULL, "gpt-4o");
+	CHECK(v.denied && has_violation(&v, "no_matching_rule"));
+	CHECK_EQ_INT(v.n_unevaluated, 0);
+	/* Docker: container labels stand in for pod labels; none matches, and none is unknown */
+	v = judge_in(p, "/usr/bin/python3", CID_D, container_meta__lookup(m, CID_D, 1), "gpt-4o");
+	CHECK(v.denied && has_violation(&v, "no_matching_rule"));
+	CHECK_EQ_INT(v.n_unevaluated, 0);
+	container_meta__free(m);
+	policy__free(p);
+}
+
+TEST(judge_reports_container_facts_and_unevaluated_rules)
+{
+	char err[256], cg[400], dir[400];
+	const char *doc = "{\"default\":\"allow\",\"rules\":[{\"name\":\"labelled\","
+			  "\"match\":{\"pod_labels\":[\"team=x\"]},\"allow\":{\"hosts\":[]}}]}";
+	struct policy *p = policy__parse(doc, strlen(doc), err, sizeof(err));
+	struct proc_table *t;
+	struct container_meta *m = fixture_meta();
+	struct audit_judge *j;
+	struct span *s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+	const struct attr *a;
+
+	/* a fake /proc whose process 4242 runs in containerd container A */
+	snprintf(dir, sizeof(dir), "%s/proc/4242", tmpdir);
+	snprintf(cg, sizeof(cg),
+		 "0::/kubepods.slice/kubepods-pod1b2c3d4e_0000_1111_2222_333344445555.slice/"
+		 "cri-containerd-%s.scope\n",
+		 CID_A);
+	put_text(dir, "cgroup", cg);
+	snprintf(cg, sizeof(cg), "%s/exe", dir);
+	CHECK(symlink("/bin/sh", cg) == 0);
+	snprintf(dir, sizeof(dir), "%s/proc", tmpdir);
+	t = proc_table__new(dir);
+	j = audit_judge__new(t, p);
+	audit_judge__set_containers(j, m);
+	audit_judge__span(j, s);
+	a = span__find_attr(s, "container.image.name");
+	CHECK(a && !strcmp(a->s, "ghcr.io/acme/agent:1.4"));
+	a = span__find_attr(s, "k8s.pod.name");
+	CHECK(a && !strcmp(a->s, "agent-7d9f"));
+	a = span__find_attr(s, "tokentap.policy.unevaluated");
+	CHECK(a && a->type == ATTR_STRING_ARRAY && a->arr.n == 1 &&
+	      !strcmp(a->arr.v[0], "labelled: pod_labels_unknown"));
+	a = span__find_attr(s, "tokentap.policy.verdict");
+	CHECK(a && !strcmp(a->s, "allowed")); /* the default, and the record says why */
+	span__free(s);
+	audit_judge__free(j);
+	container_meta__free(m);
+	proc_table__free(t);
+	policy__free(p);
+}
+
+/* ---- SNI: the record, and shadow AI by SNI / Host disagreement ------------------------------ */
+
+static char sni_seen[256];
+static int sni_calls;
+
+static void on_sni(void *ctx, const struct cap_sni *s)
+{
+	(void)ctx;
+	sni_calls++;
+	snprintf(sni_seen, sizeof(sni_seen), "%s", s->name);
+}
+
+TEST(sni_record_decodes_and_rejects)
+{
+	struct cap_sink sink = {.on_sni = on_sni};
+	struct tt_sni_event ev = {0};
+
+	ev.hdr.kind = TT_EV_SNI;
+	ev.hdr.pid = 7;
+	ev.hdr.conn_id = 0x1234;
+	ev.hdr.source = TT_SRC_OPENSSL;
+	memcpy(ev.name, "API.OpenAI.com", 14);
+	ev.name_len = 14;
+	CHECK_EQ_INT(capture__dispatch_record(&ev, sizeof(ev), &sink), 0);
+	CHECK_EQ_INT(sni_calls, 1);
+	CHECK_EQ_STR(sni_seen, "api.openai.com");			 /* lower case */
+	CHECK(capture__dispatch_record(&ev, sizeof(ev) - 1, &sink) < 0); /* short */
+	ev.name_len = 0;
+	CHECK(capture__dispatch_record(&ev, sizeof(ev), &sink) < 0);
+	ev.name_len = TT_SNI_MAX;
+	CHECK(capture__dispatch_record(&ev, sizeof(ev), &sink) < 0);
+	memcpy(ev.name, "evil\"name", 9); /* no host name: never exported */
+	ev.name_len = 9;
+	CHECK(capture__dispatch_record(&ev, sizeof(ev), &sink) < 0);
+	CHECK_EQ_INT(sni_calls, 1);
+}
+
+TEST(shadow_ai_sni_host_mismatch)
+{
+	struct span *s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+	char why[256];
+
+	S_STR(s, "tls.client.server_name", "API.openai.com."); /* same name */
+	CHECK(shadow__detect(s, why, sizeof(why)) == NULL);
+	span__free(s);
+	s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+	S_STR(s, "tls.client.server_name", "gateway.corp.example");
+	CHECK_EQ_STR(shadow__detect(s, why, sizeof(why)), "sni_host_mismatch");
+	CHECK(strstr(why, "gateway.corp.example") && strstr(why, "api.openai.com"));
+	span__free(s);
+	/* a provider's name in the handshake, a private address on the socket */
+	static const char *const private[] = {"127.0.0.1",  "10.1.2.3", "172.20.0.9", "192.168.1.1",
+					      "100.64.0.1", "fd00::1",	"::1"};
+	static const char *const public[] = {"162.159.140.245", "172.32.0.1", "2606:4700::1"};
+
+	for (size_t i = 0; i < sizeof(private) / sizeof(private[0]); i++) {
+		s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+		S_STR(s, "tls.client.server_name", "api.openai.com");
+		S_STR(s, "network.peer.address", private[i]);
+		S_INT(s, "network.peer.port", 443);
+		CHECK_EQ_STR(shadow__detect(s, why, sizeof(why)), "provider_name_private_address");
+		span__free(s);
+	}
+	for (size_t i = 0; i < sizeof(public) / sizeof(public[0]); i++) {
+		s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+		S_STR(s, "tls.client.server_name", "api.openai.com");
+		S_STR(s, "network.peer.address", public[i]);
+		S_INT(s, "network.peer.port", 443);
+		CHECK(shadow__detect(s, why, sizeof(why)) == NULL);
+		span__free(s);
+	}
+	/* no SNI (curl to an IP): the Host alone does not say which name was resolved */
+	s = fake_span(0, "api.openai.com", "gpt-4o", "host");
+	S_STR(s, "network.peer.address", "127.0.0.1");
+	S_INT(s, "network.peer.port", 443);
+	CHECK(shadow__detect(s, why, sizeof(why)) == NULL);
+	span__free(s);
+}
+
 /* ---- process facts ------------------------------------------------------------------------------
  */
 
@@ -587,6 +922,12 @@ int main(void)
 	RUN(judge_adds_attributes);
 	RUN(judge_falls_back_to_the_exec_comm);
 	RUN(process_facts_from_a_fake_proc);
+	RUN(container_meta_from_fixture_bundles);
+	RUN(container_info_parse_rejects_garbage);
+	RUN(policy_by_image_and_pod_label);
+	RUN(judge_reports_container_facts_and_unevaluated_rules);
+	RUN(sni_record_decodes_and_rejects);
+	RUN(shadow_ai_sni_host_mismatch);
 	{
 		char cmd[400];
 

@@ -361,6 +361,95 @@ TEST(capture_starting_mid_connection)
 	conn_table__free(f.t);
 }
 
+/* conn_table__tick packs calls that wait for their response (llm_conn__trim): the call made
+ * after a tick at every point of the exchange must be the very same bytes as without one. */
+static struct llm_call ref_call;
+
+static void run_with_ticks(const char *rq, const char *rs, size_t piece, bool ticks,
+			   struct llm_call *out)
+{
+	struct feeder f = { .t = new_table(), .pid = 55, .conn_id = 0x77, .now = 3000000 };
+	size_t len[2] = { strlen(rq), strlen(rs) };
+	const char *d[2] = { rq, rs };
+
+	for (int dir = 0; dir < 2; dir++)
+		for (size_t off = 0; off < len[dir]; off += piece) {
+			feed(&f, dir, d[dir] + off, len[dir] - off < piece ? len[dir] - off : piece,
+			     true);
+			if (ticks)
+				conn_table__tick(f.t, f.now);
+		}
+	CHECK_EQ_INT(n_calls, 1);
+	memcpy(out, &calls[0], sizeof(*out));
+	/* pointers valid during the callback only: into memory of the exchange */
+	out->input_messages = out->output_messages = out->system_instructions = NULL;
+	out->chunk_gaps = NULL;
+	conn_table__free(f.t);
+}
+
+TEST(ticks_pack_waiting_calls_unchanged)
+{
+	const char *rq[2] = { req, sreq }, *rs[2] = { resp, SSE_RESP };
+	struct llm_call got;
+	int differ = 0;
+
+	for (int k = 0; k < 2; k++)
+		for (size_t piece = 1; piece <= strlen(rs[k]); piece += piece < 40 ? 1 : 13) {
+			run_with_ticks(rq[k], rs[k], piece, false, &ref_call);
+			run_with_ticks(rq[k], rs[k], piece, true, &got);
+			differ += memcmp(&ref_call, &got, sizeof(got)) != 0;
+		}
+	CHECK_EQ_INT(differ, 0);
+	CHECK_EQ_STR(got.response_id, "chatcmpl-s1");
+}
+
+/* Packed calls still end properly: closed, process exit, timeout, or freed with the table. */
+TEST(packed_calls_end_and_free)
+{
+	struct conn_opts o = { .request_timeout_ns = 10ull * 1000000000ull };
+	struct feeder f = { .pid = 60, .now = 1000 };
+
+	n_calls = 0;
+	f.t = conn_table__new(&o, on_call, NULL);
+	for (int i = 0; i < 30; i++) {
+		f.conn_id = 0x1000 + (uint64_t)i;
+		f.seq[0] = f.seq[1] = 0;
+		f.pid = 60 + (uint32_t)(i % 3);
+		feed(&f, 0, req, strlen(req), true);
+	}
+	conn_table__tick(f.t, f.now);
+	CHECK_EQ_INT(n_calls, 0);
+	f.pid = 60;
+	f.conn_id = 0x1000; /* answered after being packed */
+	f.seq[0] = strlen(req);
+	f.seq[1] = 0;
+	feed(&f, 1, resp, strlen(resp), true);
+	CHECK_EQ_INT(n_calls, 1);
+	check_plain_call(&calls[0]);
+	f.conn_id = 0x1003;
+	f.seq[1] = 0;
+	close_conn(&f);
+	CHECK_EQ_INT(n_calls, 2);
+	CHECK_EQ_STR(calls[1].error_type, "connection_closed");
+	CHECK_EQ_STR(calls[1].request_model, "gpt-4o-mini");
+	conn_table__on_exit(f.t, 61, f.now);
+	CHECK_EQ_INT(n_calls, 12);
+	CHECK_EQ_STR(calls[11].error_type, "connection_closed");
+	conn_table__tick(f.t, f.now + 11ull * 1000000000ull);
+	CHECK_EQ_INT(n_calls, 30);
+	CHECK_EQ_STR(calls[29].error_type, "timeout");
+	CHECK_EQ_INT(calls[29].max_tokens, 50);
+	/* the rest (none now, all timed out) and any still packed are freed without a call */
+	for (int i = 0; i < 5; i++) {
+		f.conn_id = 0x2000 + (uint64_t)i;
+		f.seq[0] = f.seq[1] = 0;
+		feed(&f, 0, req, strlen(req), true);
+	}
+	conn_table__tick(f.t, f.now);
+	conn_table__free(f.t);
+	CHECK_EQ_INT(n_calls, 30);
+}
+
 TEST(many_connections_bounded)
 {
 	struct conn_opts o = { .max_conns = 100 };
@@ -398,6 +487,8 @@ int main(void)
 	RUN(garbage_and_non_llm_traffic_make_no_call);
 	RUN(server_side_is_set_aside);
 	RUN(capture_starting_mid_connection);
+	RUN(ticks_pack_waiting_calls_unchanged);
+	RUN(packed_calls_end_and_free);
 	RUN(many_connections_bounded);
 	TT_DONE();
 }

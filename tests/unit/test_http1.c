@@ -1090,6 +1090,90 @@ TEST(keep_alive_50)
 	free(want);
 }
 
+/* Builds `n` pipelined requests in one write and their logs; the queue grows from its inline
+ * entries to HTTP1_MAX_PIPELINE and must keep FIFO order across every reallocation. */
+static char *deep_requests(int n, char *want, size_t *wn, int first, uint64_t ts0, uint64_t ts1)
+{
+	size_t cap = (size_t)n * 24 + 1, len = 0;
+	char *w = malloc(cap);
+
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(w + len, cap - len, "GET /p%d HTTP/1.1\r\n\r\n", i);
+		*wn += (size_t)sprintf(want + *wn, "req#%d GET /p%d 1.1 {} @%" PRIu64 "\n"
+					"end#%d req @%" PRIu64 "\n",
+				       first + i, i, ts0, first + i, ts1);
+	}
+	return w;
+}
+
+static char *deep_responses(int n, char *want, size_t *wn, int first, uint64_t ts)
+{
+	size_t cap = (size_t)n * 48 + 1, len = 0;
+	char *r = malloc(cap);
+
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(r + len, cap - len,
+					"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%c",
+					'a' + i % 26);
+		*wn += (size_t)sprintf(want + *wn,
+				       "resp#%d 200 {Content-Length=1} @%" PRIu64 "\n"
+				       "body#%d resp \"%c\" @%" PRIu64 "\n"
+				       "end#%d resp @%" PRIu64 "\n",
+				       first + i, ts, first + i, 'a' + i % 26, ts, first + i, ts);
+	}
+	return r;
+}
+
+TEST(deep_pipeline)
+{
+	char *want = calloc(1, 1 << 16), *b[4];
+	size_t n = 0;
+	struct op ops[5];
+
+	/* 40 at once, answered in order; then 3 more after the queue emptied (and shrank). */
+	b[0] = deep_requests(40, want, &n, 1, op_ts_start(0), op_ts_end(0));
+	b[1] = deep_responses(40, want, &n, 1, op_ts_end(1));
+	b[2] = deep_requests(3, want, &n, 41, op_ts_start(2), op_ts_end(2));
+	b[3] = deep_responses(3, want, &n, 41, op_ts_end(3));
+	sprintf(want + n, "stats r=43 s=43 pe=0 g=0 rs=0 a=0 o=0\n");
+	for (int i = 0; i < 4; i++)
+		ops[i] = (struct op){'d', i % 2, b[i], 0, 0};
+	ops[4] = (struct op)CLOSE;
+	{
+		struct fixture fx = {"deep-pipeline", CLIENT, ops, 5, want, 7};
+
+		check_fixture(&fx);
+	}
+	for (int i = 0; i < 4; i++)
+		free(b[i]);
+	free(want);
+}
+
+/* One request more than HTTP1_MAX_PIPELINE without a response: a counted overflow. */
+TEST(pipeline_overflow)
+{
+	char *want = calloc(1, 1 << 16), *w;
+	size_t n = 0;
+	struct op ops[2];
+
+	w = deep_requests(HTTP1_MAX_PIPELINE, want, &n, 1, op_ts_start(0), op_ts_end(0));
+	for (int i = 1; i <= HTTP1_MAX_PIPELINE; i++)
+		n += (size_t)sprintf(want + n, "abort#%d overflow @%" PRIu64 "\n", i, op_ts_end(0));
+	n += (size_t)sprintf(want + n, "rc=-71\nstats r=%d s=0 pe=0 g=0 rs=0 a=%d o=1\n",
+			     HTTP1_MAX_PIPELINE, HTTP1_MAX_PIPELINE);
+	{
+		char *all = xasprintf("%sGET /over HTTP/1.1\r\n\r\n", w);
+		struct fixture fx = {"pipeline-overflow", CLIENT, ops, 2, want, 5};
+
+		ops[0] = (struct op){'d', 0, all, 0, 0};
+		ops[1] = (struct op)CLOSE;
+		check_fixture(&fx);
+		free(all);
+	}
+	free(w);
+	free(want);
+}
+
 TEST(huge_head_overflow)
 {
 	size_t big = HTTP1_MAX_HEAD + 100;
@@ -1431,6 +1515,8 @@ int main(void)
 	RUN(not_interested_and_upgrade);
 	RUN(server_role_and_early_response);
 	RUN(keep_alive_50);
+	RUN(deep_pipeline);
+	RUN(pipeline_overflow);
 	RUN(huge_head_overflow);
 	RUN(many_headers_truncated);
 	RUN(random_loss_never_shifts);

@@ -278,8 +278,15 @@ static void on_abort(void *ex, enum http_abort_reason why, uint64_t ts)
 	r->used = false;
 }
 
+static void on_stream_error(void *ex, bool by_peer, uint32_t code)
+{
+	struct rec *r = ex;
+
+	tr("err#%d %s %s\n", r->id, by_peer ? "server" : "client", http2__error_name(code));
+}
+
 static const struct http_sink sink = {NULL,   on_request, on_response, on_body,
-				      on_end, on_loss,	  on_abort};
+				      on_end, on_loss,	  on_abort,    on_stream_error};
 
 static void reset_trace(void)
 {
@@ -596,7 +603,7 @@ TEST(rst_stream_goaway_close_abort)
 	CHECK(http2__busy(p));
 	u32_frame(&o, 3, 3, 8); /* RST_STREAM(CANCEL) of stream 3 by the client */
 	feed_buf(p, 0, &o, 1000);
-	CHECK(strstr(trace, "abort#1 1 @1001") != NULL);
+	CHECK(strstr(trace, "err#1 client CANCEL\nabort#1 6 @1001") != NULL);
 	u32_frame(&o, 3, 3, 0); /* again: unknown stream by now, ignored */
 	feed_buf(p, 0, &o, 1100);
 	CHECK_EQ_INT(st->resets, 1);
@@ -607,8 +614,8 @@ TEST(rst_stream_goaway_close_abort)
 	      "debug",
 	      13);
 	feed_buf(p, 1, &o, 2000);
-	CHECK(strstr(trace, "abort#3 1 @2001") != NULL);
-	CHECK(strstr(trace, "abort#4 1 @2001") != NULL);
+	CHECK(strstr(trace, "err#3 server NO_ERROR\nabort#3 7 @2001") != NULL);
+	CHECK(strstr(trace, "err#4 server NO_ERROR\nabort#4 7 @2001") != NULL);
 	CHECK(!strstr(trace, "abort#0") && !strstr(trace, "abort#2"));
 	CHECK_EQ_INT(st->goaways, 1);
 	data(&o, 1, ANSWER, true);
@@ -624,6 +631,68 @@ TEST(rst_stream_goaway_close_abort)
 	free(o.b);
 	nghttp2_hd_deflate_del(cd);
 	nghttp2_hd_deflate_del(sd);
+}
+
+/*
+ * RST_STREAM from the server mid-response, from the client mid-request, and a GOAWAY that ends
+ * the streams above its last id while the one below it completes, every split: each reset
+ * stream ends once, with its sender and code, and nothing else is disturbed.
+ */
+TEST(resets_and_goaway_every_split)
+{
+	struct conn_script c = {0};
+	nghttp2_hd_deflater *cd = deflater(), *sd = deflater();
+	struct buf o = {0};
+	char *ref;
+
+	client_start(&o);
+	for (uint32_t sid = 1; sid <= 9; sid += 2)
+		headers(&o, cd, sid, false, REQ("/v1/chat/completions", ));
+	data(&o, 1, BODY, true);
+	data(&o, 3, BODY, true);
+	data(&o, 5, "{\"model\":", false);
+	call_add(&c, 0, &o);
+	server_start(&o);
+	headers(&o, sd, 1, false, (const char *const[]){":status", "200", NULL});
+	data(&o, 1, "data: {}\n\n", false);
+	headers(&o, sd, 3, false, (const char *const[]){":status", "200", NULL});
+	call_add(&c, 1, &o);
+	u32_frame(&o, 3, 5, 8); /* the client gives up on stream 5: CANCEL */
+	call_add(&c, 0, &o);
+	u32_frame(&o, 3, 1, 2); /* the server resets stream 1 mid-stream: INTERNAL_ERROR */
+	frame(&o, 7, 0, 0, "\x00\x00\x00\x03\x00\x00\x00\x0b", 8); /* GOAWAY(3, CALM) */
+	data(&o, 3, ANSWER, true);
+	call_add(&c, 1, &o);
+	ref = check_every_split(&c, NULL);
+	CHECK(strstr(ref, "err#2 client CANCEL\nabort#2 6 @") != NULL);
+	CHECK(strstr(ref, "err#0 server INTERNAL_ERROR\nabort#0 6 @") != NULL);
+	CHECK(strstr(ref, "err#3 server ENHANCE_YOUR_CALM\nabort#3 7 @") != NULL);
+	CHECK(strstr(ref, "err#4 server ENHANCE_YOUR_CALM\nabort#4 7 @") != NULL);
+	CHECK(strstr(ref, expect_end(1, true, ANSWER)) != NULL); /* below last_stream_id */
+	CHECK(!strstr(ref, "abort#1"));
+	CHECK(!strstr(ref, "err#1"));
+	free(ref);
+	free(o.b);
+	nghttp2_hd_deflate_del(cd);
+	nghttp2_hd_deflate_del(sd);
+	script_free(&c);
+}
+
+/* A RST_STREAM cut by loss: the stream still ends as reset, with no code to report. */
+TEST(rst_stream_after_loss_has_no_code)
+{
+	nghttp2_hd_deflater *cd = deflater();
+	struct http2 *p = started(cd, 1);
+	struct buf o = {0};
+
+	u32_frame(&o, 3, 1, 8);
+	CHECK_EQ_INT(http2__feed(p, 1, o.b, 11, 1000, 1001), 0);
+	http2__gap(p, 1, 2); /* the code's last two bytes are lost */
+	CHECK(strstr(trace, "abort#0 6 @1001") != NULL);
+	CHECK(!strstr(trace, "err#0"));
+	http2__free(p);
+	free(o.b);
+	nghttp2_hd_deflate_del(cd);
 }
 
 /* A gap inside a DATA payload: the stream gets the exact loss, HPACK is untouched. */
@@ -1176,6 +1245,8 @@ int main(void)
 	RUN(continuation_padding_priority_every_split);
 	RUN(concurrent_streams_interleaved);
 	RUN(rst_stream_goaway_close_abort);
+	RUN(resets_and_goaway_every_split);
+	RUN(rst_stream_after_loss_has_no_code);
 	RUN(gap_inside_data_is_survived);
 	RUN(gap_across_frames_breaks_hpack_not_data);
 	RUN(gap_in_requests_never_decodes_wrong);

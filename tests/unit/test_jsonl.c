@@ -333,6 +333,102 @@ TEST(resource_refs)
 	resource__put(NULL);
 }
 
+/* The exporter builds lines in memory with its own escaper: it must write exactly what
+ * utf8__write_json_string (the stdio reference) writes, for every byte value in every
+ * position and for random byte soup, and read back as the same string. */
+static char *ref_json_string(const char *v)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	utf8__write_json_string(f, v);
+	fclose(f);
+	return buf;
+}
+
+/* The "gen_ai.response.id" value as written by jsonl__write_span. */
+static char *span_json_string(const char *v)
+{
+	struct span *s = calloc(1, sizeof(*s));
+	char *line, *at, *end, *out;
+
+	ADD_STR(s, "gen_ai.response.id", v);
+	line = write_span(s);
+	at = strstr(line, "\"gen_ai.response.id\":");
+	at = at ? at + strlen("\"gen_ai.response.id\":") : line;
+	end = strrchr(line, '}'); /* attributes object, then the span object */
+	end = end && end > at ? end - 1 : at;
+	out = strndup(at, (size_t)(end - at));
+	free(line);
+	span__free(s);
+	return out;
+}
+
+static bool escape_matches(const char *v)
+{
+	char *a = ref_json_string(v), *b = span_json_string(v);
+	bool same = !strcmp(a, b);
+
+	if (!same)
+		fprintf(stderr, "escape mismatch: ref %s got %s\n", a, b);
+	free(a);
+	free(b);
+	return same;
+}
+
+TEST(escape_same_as_reference)
+{
+	char v[16];
+	unsigned rng = 12345;
+	int bad = 0;
+
+	for (int c = 1; c < 256; c++) {
+		snprintf(v, sizeof(v), "a%cb%c", c, c);
+		bad += !escape_matches(v);
+		snprintf(v, sizeof(v), "%c\xe2\x82%c\xac", c, c);
+		bad += !escape_matches(v);
+	}
+	for (int i = 0; i < 2000; i++) {
+		char soup[64];
+		size_t n = 1 + i % 62;
+
+		for (size_t k = 0; k < n; k++) {
+			rng = rng * 1103515245u + 12345u;
+			soup[k] = (char)(1 + (rng >> 16) % 255);
+		}
+		soup[n] = '\0';
+		bad += !escape_matches(soup);
+	}
+	bad += !escape_matches("");
+	CHECK_EQ_INT(bad, 0);
+}
+
+TEST(integers_exact)
+{
+	static const int64_t vals[] = {0, 1, -1, 9, 10, 99, 100, INT64_MAX, INT64_MIN,
+				       INT64_MIN + 1, 1234567890123456789ll};
+	struct span *s = calloc(1, sizeof(*s));
+	char key[16][32], *line;
+	json_object *root, *attrs;
+	size_t i;
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		snprintf(key[i], sizeof(key[i]), "k%zu", i);
+		ADD_INT(s, key[i], vals[i]);
+	}
+	s->start_unix_ns = UINT64_MAX;
+	line = write_span(s);
+	root = json_tokener_parse(line);
+	attrs = get(root, "attributes");
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		CHECK(json_object_get_int64(get(attrs, key[i])) == vals[i]);
+	CHECK(strstr(line, "\"start_time_unix_nano\":18446744073709551615,") != NULL);
+	json_object_put(root);
+	free(line);
+	span__free(s);
+}
+
 TEST(exporter_lines)
 {
 	char *buf = NULL;
@@ -408,6 +504,8 @@ int main(void)
 	RUN(utf8_repair);
 	RUN(attrs_builders);
 	RUN(resource_refs);
+	RUN(escape_same_as_reference);
+	RUN(integers_exact);
 	RUN(exporter_lines);
 	RUN(text_line);
 	TT_DONE();

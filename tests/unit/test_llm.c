@@ -36,9 +36,12 @@ static int n_calls;
 static void on_call(void *ctx, const struct llm_call *c)
 {
 	CHECK(ctx == &calls);
-	if (n_calls < MAX_CALLS)
+	if (n_calls < MAX_CALLS) {
 		/* memcpy copies padding too: splits are compared bytewise */
 		memcpy(&calls[n_calls], c, sizeof(*c));
+		/* valid during the callback only; the count stays to be compared */
+		calls[n_calls].chunk_gaps = NULL;
+	}
 	n_calls++;
 }
 
@@ -1097,6 +1100,93 @@ TEST(long_strings_truncated_on_utf8_boundary)
 	CHECK(!memcmp(calls[0].request_model + LLM_STR - 4, "\xc3\xa9", 3));
 }
 
+/* ---- chunk timing and HTTP/2 resets ------------------------------------------------------ */
+
+static struct {
+	uint32_t n, folded;
+	double sum, folded_s;
+	const char *code, *sender, *error;
+} got;
+
+static void on_call_gaps(void *ctx, const struct llm_call *c)
+{
+	got.n = c->n_chunk_gaps;
+	got.folded = c->chunk_gaps_folded;
+	got.folded_s = c->chunk_gaps_folded_s;
+	got.sum = 0;
+	for (uint32_t i = 0; i < c->n_chunk_gaps; i++)
+		got.sum += c->chunk_gaps[i];
+	got.code = c->http2_error_code;
+	got.sender = c->http2_error_sender;
+	got.error = c->error_type[0] ? strdup(c->error_type) : NULL;
+}
+
+/* A streamed exchange whose events arrive `gap_ns` apart, n of them, then [DONE]. */
+static void stream_events(int n, uint64_t gap_ns)
+{
+	struct llm_conn *lc = llm_conn__new(&info_tls, on_call_gaps, NULL);
+	const struct http_sink *s = llm_conn__sink(lc);
+	static const char ev[] = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n";
+	struct thead rq, rs;
+	uint64_t end;
+	void *ex;
+
+	thead__parse(&rq, OPENAI_REQ_HEAD);
+	thead__parse(&rs, "200\nContent-Type: text/event-stream");
+	ex = s->on_request(s->ctx, &rq.h, T_REQ);
+	s->on_body(ex, false, (const uint8_t *)openai_stream_req, strlen(openai_stream_req), T_REQ);
+	s->on_message_end(ex, false, T_REQ_END);
+	s->on_response(ex, &rs.h, T_RESP);
+	for (int i = 0; i < n; i++)
+		s->on_body(ex, true, (const uint8_t *)ev, sizeof(ev) - 1, T_BODY + i * gap_ns);
+	end = T_BODY + n * gap_ns + 1000000000; /* [DONE] a second later: not a chunk */
+	s->on_body(ex, true, (const uint8_t *)"data: [DONE]\n\n", 14, end);
+	s->on_message_end(ex, true, end);
+	llm_conn__free(lc);
+}
+
+/* One gap per output chunk after the first, timed by the read that carried it; [DONE] is no
+ * chunk; past LLM_MAX_CHUNK_GAPS the gaps are folded: counted and summed. */
+TEST(chunk_gaps_per_event)
+{
+	memset(&got, 0, sizeof(got));
+	stream_events(5, 100000000); /* 0.1 s apart */
+	CHECK_EQ_INT(got.n, 4);
+	CHECK_EQ_INT(got.folded, 0);
+	CHECK(got.sum > 0.3999 && got.sum < 0.4001);
+	stream_events(LLM_MAX_CHUNK_GAPS + 11, 1000000); /* 1 ms apart */
+	CHECK_EQ_INT(got.n, LLM_MAX_CHUNK_GAPS);
+	CHECK_EQ_INT(got.folded, 10);
+	CHECK(got.folded_s > 0.00999 && got.folded_s < 0.01001);
+	stream_events(1, 0);
+	CHECK_EQ_INT(got.n, 0);
+	CHECK_EQ_INT(got.folded, 0);
+}
+
+/* An HTTP/2 reset: error.type names the frame, the code and its sender are kept. */
+TEST(http2_reset_is_the_error)
+{
+	struct llm_conn *lc = llm_conn__new(&info_tls, on_call_gaps, NULL);
+	const struct http_sink *s = llm_conn__sink(lc);
+	struct thead rq, rs;
+	void *ex;
+
+	memset(&got, 0, sizeof(got));
+	ex = start_stream(lc, &rq, &rs);
+	s->on_stream_error(ex, true, 8);
+	s->on_abort(ex, HTTP_ABORT_RST_STREAM, T_END);
+	CHECK_EQ_STR(got.error, "http2_rst_stream");
+	CHECK_EQ_STR(got.code, "CANCEL");
+	CHECK_EQ_STR(got.sender, "server");
+	free((char *)got.error);
+	ex = start_stream(lc, &rq, &rs);
+	s->on_abort(ex, HTTP_ABORT_GOAWAY, T_END);
+	CHECK_EQ_STR(got.error, "http2_goaway");
+	CHECK(got.code == NULL); /* no code read: none reported */
+	free((char *)got.error);
+	llm_conn__free(lc);
+}
+
 int main(void)
 {
 	RUN(openai_plain);
@@ -1118,5 +1208,7 @@ int main(void)
 	RUN(bad_json_and_encodings);
 	RUN(request_overflow);
 	RUN(long_strings_truncated_on_utf8_boundary);
+	RUN(chunk_gaps_per_event);
+	RUN(http2_reset_is_the_error);
 	TT_DONE();
 }

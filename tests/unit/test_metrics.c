@@ -53,6 +53,9 @@ struct call {
 	double dur_s;
 	double ttfc;     /* 0: not a stream */
 	double cost;     /* 0: absent */
+	const float *gaps; /* chunk gaps (s) of a stream, n_gaps of them, then `folded` more */
+	uint32_t n_gaps, folded;
+	double folded_s;
 };
 
 static struct span *span_of(const struct call *c, struct resource *r)
@@ -84,6 +87,14 @@ static struct span *span_of(const struct call *c, struct resource *r)
 		attrs__add_double(s->attrs, &s->n_attrs, SPAN_MAX_ATTRS, "tokentap.cost.usd",
 				  c->cost);
 #undef A_STR
+	if (c->n_gaps || c->folded) {
+		s->chunk_gaps = malloc(sizeof(*s->chunk_gaps) + c->n_gaps * sizeof(float));
+		s->chunk_gaps->n = c->n_gaps;
+		s->chunk_gaps->folded = c->folded;
+		s->chunk_gaps->folded_s = c->folded_s;
+		if (c->n_gaps)
+			memcpy(s->chunk_gaps->v, c->gaps, c->n_gaps * sizeof(float));
+	}
 	s->resource = r;
 	if (r)
 		resource__get(r);
@@ -176,18 +187,26 @@ TEST(streams_cost_tenant_and_errors)
 
 	record(m, CALL(.model = "claude", .provider = "anthropic", .in = 10, .out = 11,
 		       .dur_s = 2.0, .ttfc = 0.5, .cost = 0.25, .tenant = "acme",
-		       .resp_model = "claude-2025"), r);
+		       .resp_model = "claude-2025", .gaps = (const float[]){0.125f, 0.25f, 0.5f},
+		       .n_gaps = 3), r);
 	record(m, CALL(.model = "claude", .provider = "anthropic", .in = 10, .out = 11,
 		       .dur_s = 2.0, .ttfc = 0.5, .cost = 0.125, .tenant = "acme",
-		       .resp_model = "claude-2025"), r);
+		       .resp_model = "claude-2025", .gaps = (const float[]){0.0625f}, .n_gaps = 1,
+		       .folded = 2, .folded_s = 3.0), r);
 	record(m, CALL(.model = "claude", .provider = "anthropic", .error = "429", .dur_s = 0.1,
 		       .no_tokens = true),
 	       r);
 	s = find(m, M_TTFC, "claude", NULL);
 	CHECK(s != NULL && s->count == 2 && s->sum == 1.0);
 	s = find(m, M_TPOC, "claude", NULL);
-	/* (2.0 - 0.5) / (11 - 1) = 0.15 per output token after the first chunk. */
-	CHECK(s != NULL && s->count == 2 && s->sum > 0.2999 && s->sum < 0.3001);
+	/* One measurement per chunk gap; folded gaps count each, at their mean (1.5 s). */
+	CHECK(s != NULL && s->count == 6 && s->sum == 0.125 + 0.25 + 0.5 + 0.0625 + 3.0);
+	if (s) {
+		CHECK_EQ_INT(s->buckets[3], 1);  /* 0.0625: (0.04, 0.08] */
+		CHECK_EQ_INT(s->buckets[4], 1);  /* 0.125: (0.08, 0.16] */
+		CHECK_EQ_INT(s->buckets[8], 2);  /* 1.5: (1.28, 2.56] */
+		CHECK(s->min == 0.0625 && s->max == 1.5);
+	}
 	s = find(m, M_COST, "claude", NULL);
 	CHECK(s != NULL);
 	if (s) {
@@ -308,7 +327,7 @@ TEST(prometheus_exposition)
 	char *text;
 
 	record(m, CALL(.model = "gpt-4o", .in = 16, .out = 3, .dur_s = 0.3, .ttfc = 0.1,
-		       .cost = 0.5), r);
+		       .cost = 0.5, .gaps = (const float[]){0.1f, 0.1f}, .n_gaps = 2), r);
 	record(m, CALL(.model = "gpt-5", .in = 1, .out = 1, .dur_s = 0.3), r); /* folded */
 	health_fill(&h);
 	metrics__set_health(m, &h);
@@ -333,9 +352,10 @@ TEST(prometheus_exposition)
 	L("gen_ai_client_operation_duration_seconds_sum{" LBL "} 0.3");
 	L("gen_ai_client_operation_time_to_first_chunk_seconds_bucket{" LBL ",le=\"0.16\"} 1");
 	L("# TYPE gen_ai_client_operation_time_per_output_chunk_seconds histogram");
-	/* (0.3 - 0.1) / (3 - 1) */
+	/* two chunk gaps of 0.1 s */
 	L("gen_ai_client_operation_time_per_output_chunk_seconds_bucket{" LBL ",le=\"0.08\"} 0");
-	L("gen_ai_client_operation_time_per_output_chunk_seconds_bucket{" LBL ",le=\"0.16\"} 1");
+	L("gen_ai_client_operation_time_per_output_chunk_seconds_bucket{" LBL ",le=\"0.16\"} 2");
+	L("gen_ai_client_operation_time_per_output_chunk_seconds_count{" LBL "} 2");
 	L("# TYPE tokentap_cost_usd_total counter");
 	L("tokentap_cost_usd_total{" LBL "} 0.5");
 	/* gpt-5 went past the cap of 1 series per metric. */

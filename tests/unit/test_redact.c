@@ -231,8 +231,7 @@ TEST(content_openai_stream_choices)
 	static const char *events[] = {
 	    "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"a\"}}]}",
 	    "{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}}]}",
-	    "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]"
-	    "}",
+	    "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]}",
 	    "{\"choices\":[{\"index\":1,\"delta\":{},\"finish_reason\":\"length\"}]}",
 	    "{\"choices\":[],\"usage\":{\"prompt_tokens\":1}}",
 	};

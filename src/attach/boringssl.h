@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Stripped, statically linked BoringSSL (Bun, Claude Code): finds SSL_write and SSL_read by the
+ * shape of their code, since no symbol names them. Analysis of a file of hundreds of MB takes a
+ * fraction of a second to seconds, so it runs on a worker thread (bssl_worker) and its result is
+ * cached per file build id (discovery_cache).
+ */
+#ifndef TOKENTAP_ATTACH_BORINGSSL_H
+#define TOKENTAP_ATTACH_BORINGSSL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Reason codes BoringSSL passes to ERR_put_error (stable values of its public ssl.h / err.h). */
+#define BSSL_R_SHOULD_NOT_HAVE_BEEN_CALLED 66 /* ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED: QUIC */
+#define BSSL_R_SSL_HANDSHAKE_FAILURE 215      /* SSL_R_SSL_HANDSHAKE_FAILURE */
+#define BSSL_R_UNINITIALIZED 226	      /* SSL_R_UNINITIALIZED */
+#define BSSL_LIB_SSL 16			      /* ERR_LIB_SSL */
+
+struct bssl_result {
+	uint64_t write_off, read_off;	/* file offsets (uprobe offsets); 0 when not found */
+	uint64_t write_vaddr, read_vaddr;
+	uint32_t functions;		/* functions that report errors from ssl_lib.cc */
+	const char *why;		/* static text: why nothing was found, or "ok" */
+};
+
+/*
+ * Analyses an ELF image held in memory (x86-64 only). Returns 0 with both entry points found,
+ * -ENOENT when the file carries no recognisable BoringSSL, -EINVAL when it is no usable ELF.
+ * The image is untrusted input: every offset is bounds-checked.
+ */
+int bssl__analyse(const uint8_t *img, size_t len, struct bssl_result *res);
+/* Maps path read-only and analyses it. */
+int bssl__analyse_file(const char *path, struct bssl_result *res);
+/* The cheap pre-check done on the hot path: big enough, an x86-64 ELF executable or library. */
+bool bssl__worth_analysing(const char *path, const struct stat *st);
+/* The GNU build id of an ELF image as lowercase hex into out (>= 41 bytes); 0 or -ENOENT. */
+int bssl__build_id(const uint8_t *img, size_t len, char *out, size_t out_len);
+
+/* ---- off the hot path ------------------------------------------------------------------------ */
+
+struct bssl_found {
+	char path[4096];
+	struct bssl_result res;
+	int err;	   /* 0 found, -ENOENT not BoringSSL, other -errno */
+	bool from_cache;
+	uint64_t took_us;  /* wall time of the analysis (or cache lookup) */
+};
+
+struct bssl_worker;
+
+/* cache_dir NULL: no cache. The thread starts with the first job. */
+struct bssl_worker *bssl_worker__new(const char *cache_dir, bool verbose);
+/* The cached verdict on path, synchronously (maps the file, reads its build id): 1 hit, 0 miss. */
+int bssl_worker__lookup(struct bssl_worker *w, const char *path, struct bssl_found *out);
+/* Queues a file for analysis; -EBUSY when the queue is full (the file is tried again later). */
+int bssl_worker__submit(struct bssl_worker *w, const char *path);
+/* Takes one finished analysis into out: 1 taken, 0 none ready. */
+int bssl_worker__poll(struct bssl_worker *w, struct bssl_found *out);
+/* Jobs queued or running. */
+uint32_t bssl_worker__busy(struct bssl_worker *w);
+void bssl_worker__free(struct bssl_worker *w);
+
+/* ---- verification by live traffic ----------------------------------------------------------- */
+
+/*
+ * A code-shape guess is trusted per connection only once its bytes are TLS plaintext of HTTP: a
+ * record that starts an HTTP request (a request line or the HTTP/2 preface). Until then every
+ * data record of the connection is dropped (counted), so a wrong guess can never become a span. Memory is bounded: the table is cleared when 3/4 full (connections seen
+ * again afterwards are judged anew).
+ */
+#define BSSL_GATE_SLOTS 8192
+
+enum bssl_gate_state {
+	BSSL_GATE_FREE = 0,
+	BSSL_GATE_VERIFIED = 1,
+	BSSL_GATE_WAITING = 2, /* seen, no HTTP start yet: records held back */
+	BSSL_GATE_CLOSED = 3,  /* closed: judged anew if the SSL* comes back */
+};
+
+struct bssl_gate_slot {
+	uint64_t conn_id;
+	uint32_t pid;
+	uint8_t state; /* enum bssl_gate_state */
+};
+
+struct bssl_gate {
+	struct bssl_gate_slot *slots;
+	uint32_t used;
+	uint64_t verified, held_conns, held_bytes;
+	bool verbose;
+};
+
+/* True when bytes start an HTTP/1 request (origin form, OPTIONS, CONNECT) or the HTTP/2 preface. */
+bool bssl__starts_request(const uint8_t *p, size_t n);
+/* Whether a raw record (struct tt_event_hdr first) may go on to the parsers. */
+bool bssl_gate__pass(struct bssl_gate *g, const void *rec, size_t size);
+void bssl_gate__free(struct bssl_gate *g);
+
+#endif

@@ -1,0 +1,3 @@
+module tokentap.test/goclient
+
+go 1.19

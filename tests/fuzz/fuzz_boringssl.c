@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// FUZZ_SOURCES: src/attach/boringssl.c src/attach/discovery_cache.c
+// FUZZ_LIBS: -lcapstone -lpthread
+/*
+ * Code-shape discovery on untrusted files: the input is an ELF image (seeds: small synthetic
+ * BoringSSL-shaped executables, both ERR_put_error conventions). Whatever it holds, the analysis
+ * must stay inside the buffer, end, and report entry points only inside an executable segment.
+ * The same bytes also go through the live-traffic gate as a ring buffer record.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attach/boringssl.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct bssl_gate gate = {0};
+	struct bssl_result r;
+	uint8_t *copy = malloc(size ? size : 1);
+
+	if (!copy)
+		return 0;
+	/* An exact-size heap copy: ASan sees any read past the image. */
+	memcpy(copy, data, size);
+	if (bssl__analyse(copy, size, &r) == 0 &&
+	    (!r.write_off || !r.read_off || r.write_off >= size || r.read_off >= size))
+		abort();
+	bssl_gate__pass(&gate, copy, size);
+	bssl_gate__pass(&gate, copy, size);
+	bssl_gate__free(&gate);
+	free(copy);
+	return 0;
+}
