@@ -166,4 +166,18 @@ struct tt_site_seen {
 	__u64 hits;
 };
 
+/*
+ * TT_EV_EXEC records are this longer struct (older captures hold a bare tt_proc_event: user space
+ * accepts both). The executable's facts travel with the event because a short-lived client can
+ * be gone from /proc before user space handles its exec.
+ */
+#define TT_EXEC_PATH_MAX 256
+struct tt_exec_event {
+	struct tt_proc_event proc;
+	__u64 exe_ino;       /* inode of the mapped executable (mm->exe_file) */
+	__u32 exe_dev;       /* its super block's dev_t, kernel encoding (major << 20 | minor) */
+	__u32 filename_len;  /* bytes of filename[] used, without the NUL */
+	char filename[TT_EXEC_PATH_MAX]; /* the path given to execve, as the process saw it */
+};
+
 #endif /* TOKENTAP_ABI_H */

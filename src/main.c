@@ -128,7 +128,9 @@ static void on_proc(void *ctx, const struct cap_proc *pe)
 	if (!pe->exited) {
 		/* Read the process facts now: short-lived clients are gone by the time their
 		 * call is reported. */
-		span_builder__learn_process(p->spans, pe->pid, pe->comm);
+		struct exe_hint hint = {pe->filename, pe->exe_dev, pe->exe_ino};
+
+		span_builder__learn_process(p->spans, pe->pid, pe->comm, &hint);
 		if (p->procs)
 			proc_table__learn(p->procs, pe->pid, pe->ppid);
 		return;

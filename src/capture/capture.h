@@ -58,6 +58,10 @@ struct cap_proc {
 	uint64_t ts_ns;
 	bool exited;
 	char comm[16];
+	/* exec only, empty when the record did not carry them: the path given to execve and the
+	 * identity of the executable the kernel mapped (dev as user space's st_dev encodes it). */
+	char filename[256];
+	uint64_t exe_ino, exe_dev;
 };
 
 /* The TLS server name indication a client set on a connection. name is NUL-terminated, holds

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 
 #include "tokentap_abi.h"
@@ -39,6 +40,8 @@ _Static_assert(offsetof(struct tt_sock_event, dport) == 44, "tt_sock_event.dport
 _Static_assert(offsetof(struct tt_sock_event, saddr) == 48, "tt_sock_event.saddr");
 _Static_assert(offsetof(struct tt_sock_event, daddr) == 64, "tt_sock_event.daddr");
 _Static_assert(sizeof(struct tt_proc_event) == 56, "tt_proc_event size");
+_Static_assert(sizeof(struct tt_exec_event) == 328, "tt_exec_event size");
+_Static_assert(offsetof(struct tt_exec_event, filename) == 72, "tt_exec_event.filename");
 _Static_assert(offsetof(struct tt_proc_event, ppid) == 32, "tt_proc_event.ppid");
 _Static_assert(offsetof(struct tt_proc_event, exit_code) == 36, "tt_proc_event.exit_code");
 _Static_assert(offsetof(struct tt_proc_event, comm) == 40, "tt_proc_event.comm");
@@ -138,6 +141,20 @@ static int record__sock(const unsigned char *rec, size_t size, const struct cap_
 	return 0;
 }
 
+static void record__exec_facts(const unsigned char *rec, struct cap_proc *p)
+{
+	struct tt_exec_event ex;
+	size_t n;
+
+	memcpy(&ex, rec, sizeof(ex));
+	n = ex.filename_len < sizeof(p->filename) - 1 ? ex.filename_len : sizeof(p->filename) - 1;
+	memcpy(p->filename, ex.filename, n);
+	p->filename[n] = '\0';
+	p->filename[strnlen(p->filename, n)] = '\0';
+	p->exe_ino = ex.exe_ino;
+	p->exe_dev = makedev(ex.exe_dev >> 20, ex.exe_dev & 0xfffff);
+}
+
 static int record__proc(const unsigned char *rec, size_t size, const struct cap_sink *sink)
 {
 	struct tt_proc_event ev;
@@ -156,6 +173,8 @@ static int record__proc(const unsigned char *rec, size_t size, const struct cap_
 	/* The kernel NUL-terminates comm; a recorded file might not. */
 	memcpy(p.comm, ev.comm, sizeof(p.comm) - 1);
 	p.comm[sizeof(p.comm) - 1] = '\0';
+	if (ev.hdr.kind == TT_EV_EXEC && size >= sizeof(struct tt_exec_event))
+		record__exec_facts(rec, &p);
 	sink->on_proc(sink->ctx, &p);
 	return 0;
 }

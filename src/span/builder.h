@@ -18,9 +18,17 @@ struct span_builder_opts {
 
 struct span_builder;
 
+/* What the kernel said of an exec'd executable: the path given to execve and the identity
+ * (st_dev, st_ino) of the file it mapped. Used when /proc no longer has the process. */
+struct exe_hint {
+	const char *filename;
+	uint64_t dev, ino;
+};
+
 struct span_builder *span_builder__new(const struct span_builder_opts *opts);
 /* A process exec'd (or was first seen): read its facts now, while it still exists. */
-void span_builder__learn_process(struct span_builder *b, uint32_t pid, const char *comm);
+void span_builder__learn_process(struct span_builder *b, uint32_t pid, const char *comm,
+				 const struct exe_hint *hint);
 /* The process exited: its resource is released once its last span is gone. */
 void span_builder__forget_process(struct span_builder *b, uint32_t pid);
 /* Returns a new span (free with span__free), or NULL on allocation failure. */

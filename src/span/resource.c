@@ -374,8 +374,29 @@ static void resource__add_cgroup(struct resource *r, const struct resource_ctx *
 			       ids.pod_uid);
 }
 
+/*
+ * The executable from the kernel's exec facts, for a process /proc no longer has: the path given
+ * to execve resolved in our mount namespace when that is the very file the kernel mapped (same
+ * device and inode: "/usr/bin/python3" reads "/usr/bin/python3.11" as /proc/<pid>/exe would),
+ * else the absolute path as given (a container's path, seen from inside it).
+ */
+static void exe__from_hint(const struct exe_hint *hint, char *exe)
+{
+	char real[PATH_MAX];
+	struct stat st;
+
+	if (!hint || !hint->filename || hint->filename[0] != '/')
+		return;
+	if (realpath(hint->filename, real) && !stat(real, &st) && st.st_ino == hint->ino &&
+	    st.st_dev == hint->dev) {
+		snprintf(exe, PATH_MAX, "%s", real);
+		return;
+	}
+	snprintf(exe, PATH_MAX, "%s", hint->filename);
+}
+
 struct resource *resource__from_process(const struct resource_ctx *ctx, uint32_t pid,
-					const char *comm)
+					const char *comm, const struct exe_hint *hint)
 {
 	struct resource *r = calloc(1, sizeof(*r));
 	char path[64], exe[PATH_MAX];
@@ -394,6 +415,8 @@ struct resource *resource__from_process(const struct resource_ctx *ctx, uint32_t
 		exe[n - 10] = '\0';
 	if (exe[0])
 		exe__inside_root(ctx->proc_root, pid, exe);
+	else
+		exe__from_hint(hint, exe);
 	name = exe[0] ? (strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe) : (comm ? comm : "unknown");
 	attrs__add_str(r->attrs, &r->n_attrs, SPAN_MAX_RES_ATTRS, "service.name",
 		       ctx->service_name ? ctx->service_name : name);

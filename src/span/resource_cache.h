@@ -22,8 +22,9 @@ struct res_entry;
 
 void resource_ctx__parse_env(struct resource_ctx *ctx, const char *spec);
 void resource_ctx__free(struct resource_ctx *ctx);
+struct exe_hint;
 struct resource *resource__from_process(const struct resource_ctx *ctx, uint32_t pid,
-					const char *comm);
+					const char *comm, const struct exe_hint *hint);
 struct res_entry **resource_cache__new(void);
 struct resource *resource_cache__get(struct res_entry **cache, uint32_t pid);
 /* Takes the caller's reference to r. */

@@ -61,9 +61,10 @@ struct span_builder *span_builder__new(const struct span_builder_opts *opts)
 	return b;
 }
 
-void span_builder__learn_process(struct span_builder *b, uint32_t pid, const char *comm)
+void span_builder__learn_process(struct span_builder *b, uint32_t pid, const char *comm,
+				 const struct exe_hint *hint)
 {
-	struct resource *r = resource__from_process(&b->ctx, pid, comm);
+	struct resource *r = resource__from_process(&b->ctx, pid, comm, hint);
 
 	if (r)
 		resource_cache__put(b->cache, pid, r);
@@ -79,7 +80,7 @@ static struct resource *span_builder__resource(struct span_builder *b, uint32_t 
 	struct resource *r = resource_cache__get(b->cache, pid);
 
 	if (!r) {
-		span_builder__learn_process(b, pid, NULL);
+		span_builder__learn_process(b, pid, NULL, NULL);
 		r = resource_cache__get(b->cache, pid);
 	}
 	if (r)

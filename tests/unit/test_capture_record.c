@@ -2,7 +2,9 @@
 /* capture__dispatch_record on well-formed and malformed kernel records. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 
 #include "tokentap_abi.h"
 #include "capture/capture.h"
@@ -287,6 +289,34 @@ TEST(proc_records)
 	CHECK_EQ_INT(seen->procs, 2);
 }
 
+/* An exec record carrying the executable's facts; a short or unterminated filename is safe. */
+TEST(exec_record_facts)
+{
+	struct tt_exec_event ex;
+
+	reset();
+	memset(&ex, 0, sizeof(ex));
+	hdr_init(&ex.proc.hdr, TT_EV_EXEC);
+	strcpy(ex.proc.comm, "python3");
+	ex.exe_ino = 77;
+	ex.exe_dev = (8u << 20) | 3;
+	strcpy(ex.filename, "/usr/bin/python3");
+	ex.filename_len = (uint32_t)strlen(ex.filename);
+	CHECK_EQ_INT(capture__dispatch_record(&ex, sizeof(ex), &sink), 0);
+	CHECK_EQ_STR(seen->proc.filename, "/usr/bin/python3");
+	CHECK(seen->proc.exe_ino == 77);
+	CHECK(major(seen->proc.exe_dev) == 8 && minor(seen->proc.exe_dev) == 3);
+	/* A length past the buffer and no NUL: cut, terminated. */
+	memset(ex.filename, 'a', sizeof(ex.filename));
+	ex.filename_len = 100000;
+	CHECK_EQ_INT(capture__dispatch_record(&ex, sizeof(ex), &sink), 0);
+	CHECK(strlen(seen->proc.filename) == sizeof(seen->proc.filename) - 1);
+	/* The bare proc record (older captures) leaves the facts empty. */
+	CHECK_EQ_INT(capture__dispatch_record(&ex, sizeof(struct tt_proc_event), &sink), 0);
+	CHECK_EQ_STR(seen->proc.filename, "");
+	CHECK(seen->proc.exe_ino == 0);
+}
+
 TEST(misaligned_record)
 {
 	static uint8_t aligned[sizeof(struct tt_data_event)], buf[sizeof(aligned) + 8];
@@ -324,6 +354,7 @@ int main(void)
 	RUN(close_record);
 	RUN(sock_record);
 	RUN(proc_records);
+	RUN(exec_record_facts);
 	RUN(misaligned_record);
 	RUN(null_callbacks);
 	free(seen);

@@ -4,6 +4,7 @@
  * driver and cgroup version (hybrid hosts too), its per-cgroup cache on a fake cgroup tree, and
  * the resource of a chroot'ed process (k8s.pod.uid, executable path as seen inside).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +213,7 @@ TEST(resource_of_a_chrooted_kubernetes_process)
 	ctx.proc_root = proc;
 	snprintf(ctx.host_name, sizeof(ctx.host_name), "node-1");
 	ctx.cgroups = cgroup_cache__new(tmp);
-	r = resource__from_process(&ctx, 20, "curl");
+	r = resource__from_process(&ctx, 20, "curl", NULL);
 	CHECK(r != NULL);
 	if (!r)
 		return;
@@ -229,6 +230,43 @@ TEST(resource_of_a_chrooted_kubernetes_process)
 	CHECK(ctx.cgroups == NULL);
 }
 
+/* A process /proc no longer has: the kernel's exec facts name the executable. */
+TEST(resource_from_exec_facts_when_proc_is_gone)
+{
+	struct resource_ctx ctx = {0};
+	struct stat st;
+	char real[PATH_MAX];
+	const struct attr *a;
+	struct exe_hint hint;
+	struct resource *r;
+
+	ctx.proc_root = "/nonexistent-proc";
+	snprintf(ctx.host_name, sizeof(ctx.host_name), "node-1");
+	CHECK(realpath("/bin/sh", real) != NULL && !stat(real, &st));
+	/* The same file as the kernel mapped: resolved as /proc/<pid>/exe would read. */
+	hint = (struct exe_hint){"/bin/sh", st.st_dev, st.st_ino};
+	r = resource__from_process(&ctx, 31, "sh", &hint);
+	a = r ? res_attr(r, "process.executable.path") : NULL;
+	CHECK(a && !strcmp(a->s, real));
+	if (r)
+		resource__put(r);
+	/* Another file under that path (a container's): the path as the process gave it. */
+	hint.ino = st.st_ino + 1;
+	r = resource__from_process(&ctx, 31, "sh", &hint);
+	a = r ? res_attr(r, "process.executable.path") : NULL;
+	CHECK(a && !strcmp(a->s, "/bin/sh"));
+	a = r ? res_attr(r, "service.name") : NULL;
+	CHECK(a && !strcmp(a->s, "sh"));
+	if (r)
+		resource__put(r);
+	/* No facts: the comm, and no path. */
+	r = resource__from_process(&ctx, 31, "sh", NULL);
+	CHECK(r && !res_attr(r, "process.executable.path"));
+	if (r)
+		resource__put(r);
+	resource_ctx__free(&ctx);
+}
+
 int main(void)
 {
 	char cmd[400];
@@ -243,6 +281,7 @@ int main(void)
 	RUN(truncated_files_parse_safely);
 	RUN(cache_keeps_one_answer_per_cgroup_id);
 	RUN(resource_of_a_chrooted_kubernetes_process);
+	RUN(resource_from_exec_facts_when_proc_is_gone);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	rc = system(cmd);
 	(void)rc;

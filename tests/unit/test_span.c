@@ -208,7 +208,7 @@ TEST(resource_from_fake_proc_with_env)
 	fclose(f);
 	o.proc_root = root;
 	b = span_builder__new(&o);
-	span_builder__learn_process(b, 4242, "agent");
+	span_builder__learn_process(b, 4242, "agent", NULL);
 	c.pid = 4242;
 	s = span_builder__build(b, &c);
 	a = res_attr(s->resource, "process.executable.path");
