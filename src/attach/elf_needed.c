@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attach/elf_needed.h"
+#include "attach/elf_syms.h"
 
 static void elf_needed__take(Elf *e, size_t strtab, const GElf_Dyn *d, struct elf_needed *out)
 {
@@ -54,15 +55,11 @@ int elf_needed__read(const char *path, struct elf_needed *out)
 	int fd;
 
 	memset(out, 0, sizeof(*out));
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = elf_syms__open(path, &e);
 	if (fd < 0)
-		return -errno;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (e && elf_kind(e) == ELF_K_ELF)
+		return fd;
+	if (e)
 		elf_needed__scan(e, out);
-	elf_end(e);
-	close(fd);
+	elf_syms__close(e, fd);
 	return (int)out->n;
 }

@@ -13,8 +13,7 @@
 
 #include "attach/elf_syms.h"
 
-/* A uprobe takes a file offset: map the virtual address through its executable PT_LOAD. */
-static uint64_t elf_syms__file_offset(Elf *e, uint64_t vaddr)
+uint64_t elf_syms__file_offset(Elf *e, uint64_t vaddr)
 {
 	size_t n, i;
 	GElf_Phdr ph;
@@ -161,27 +160,48 @@ static int elf_syms__scan(Elf *e, Elf64_Word type, const char *const *names, siz
 	return found;
 }
 
+int elf_syms__open(const char *path, Elf **e)
+{
+	int fd;
+
+	*e = NULL;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (*e && elf_kind(*e) != ELF_K_ELF) {
+		elf_end(*e);
+		*e = NULL;
+	}
+	return fd;
+}
+
+void elf_syms__close(Elf *e, int fd)
+{
+	if (e)
+		elf_end(e);
+	if (fd >= 0)
+		close(fd);
+}
+
 int elf_syms__lookup(const char *path, const char *const *names, size_t n, uint64_t *offs)
 {
 	int fd, found = 0;
 	Elf *e;
 
 	memset(offs, 0, n * sizeof(*offs));
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = elf_syms__open(path, &e);
 	if (fd < 0)
-		return -errno;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (e && elf_kind(e) == ELF_K_ELF) {
+		return fd;
+	if (e) {
 		/* .gnu.hash covers every defined export; without it, walk .dynsym. */
 		if (!elf_syms__gnu_hash(e, names, n, offs, &found))
 			found = elf_syms__scan(e, SHT_DYNSYM, names, n, offs, 0);
 		/* Executables that link OpenSSL statically may keep it in .symtab only. */
 		found = elf_syms__scan(e, SHT_SYMTAB, names, n, offs, found);
 	}
-	if (e)
-		elf_end(e);
-	close(fd);
+	elf_syms__close(e, fd);
 	return found;
 }

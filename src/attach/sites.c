@@ -18,6 +18,7 @@
 #include <capstone/capstone.h>
 
 #include "tokentap_abi.h"
+#include "attach/elf_syms.h"
 #include "attach/sites.h"
 
 /* How far into the prologue an entry site may be. */
@@ -441,23 +442,6 @@ uint64_t sites__cookie(enum attach_fn fn, bool ret, uint16_t sp_add, bool verify
 
 /* ---- one file -------------------------------------------------------------------------------- */
 
-/* A symbol's file offset through the executable PT_LOAD that holds it (0: none). */
-static uint64_t elf__file_offset(Elf *e, uint64_t vaddr)
-{
-	size_t n, i;
-	GElf_Phdr ph;
-
-	if (elf_getphdrnum(e, &n))
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
-			continue;
-		if (vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_memsz)
-			return vaddr - ph.p_vaddr + ph.p_offset;
-	}
-	return 0;
-}
-
 static void elf__match_sizes(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, const uint64_t *offs,
 			     uint64_t *sizes)
 {
@@ -471,7 +455,7 @@ static void elf__match_sizes(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, const ui
 		if (!gelf_getsym(data, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
 		    sym.st_shndx == SHN_UNDEF || !sym.st_size)
 			continue;
-		off = elf__file_offset(e, sym.st_value);
+		off = elf_syms__file_offset(e, sym.st_value);
 		for (k = 0; off && k < ATTACH_FN__COUNT; k++) {
 			if (offs[k] == off)
 				sizes[k] = sym.st_size;
@@ -554,19 +538,16 @@ int sites__plan(const struct sites_bpf *bpf, const char *path, const uint64_t *o
 	Elf *e;
 
 	memset(pairs, 0, ATTACH_FN__COUNT * sizeof(*pairs));
-	if (!bpf || !bpf->entry || !bpf->ret || elf_version(EV_CURRENT) == EV_NONE)
+	if (!bpf || !bpf->entry || !bpf->ret)
 		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = elf_syms__open(path, &e);
 	if (fd < 0)
 		return 0;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (e && elf_kind(e) == ELF_K_ELF)
-		lib = elf__fn_sizes(e, offs, sizes);
 	if (e)
-		elf_end(e);
+		lib = elf__fn_sizes(e, offs, sizes);
 	if (lib)
 		found = sites__analyze_file(fd, offs, sizes, pairs, verbose);
-	close(fd);
+	elf_syms__close(e, fd);
 	if (!found)
 		return 0;
 	return sites__verify(bpf, path, offs, pairs, verbose);

@@ -980,103 +980,65 @@ void content__es_event(struct llm_content *c, const char *es_type, struct json_o
 
 /* ---- dispatch ---- */
 
+static void request__completion(struct llm_content *c, struct json_object *root)
+{
+	request__prompt(c, jget(root, "prompt"));
+}
+
+/* Ollama's /api/generate: a prompt and, apart from it, an optional system text. */
+static void request__generate(struct llm_content *c, struct json_object *root)
+{
+	request__prompt(c, jget(root, "prompt"));
+	if (json_object_is_type(jget(root, "system"), json_type_string)) {
+		c->system = json_object_new_array();
+		parts_add_text(c->system, jget(root, "system"));
+	}
+}
+
+static void request__embed(struct llm_content *c, struct json_object *root)
+{
+	request__prompt(c, jget(root, "input") ?: jget(root, "prompt"));
+}
+
+typedef void (*content_fn)(struct llm_content *c, struct json_object *root);
+
+/* Per API: the request body, a whole response body, one streamed event (NULL: nothing kept;
+ * embeddings answer vectors, Bedrock streams through content__es_event). */
+static const struct {
+	content_fn request, response, event;
+} api_fns[API_NONE + 1] = {
+    [API_DEFAULT] = {request__messages, content__response_openai, content__event_openai},
+    [API_OPENAI_CHAT] = {request__messages, content__response_openai, content__event_openai},
+    [API_ANTHROPIC] = {request__messages, content__response_anthropic, content__event_anthropic},
+    [API_RESPONSES] = {request__responses, response__responses, event__responses},
+    [API_COMPLETIONS] = {request__completion, response__completions, event__completions},
+    [API_EMBEDDINGS] = {request__embed, NULL, NULL},
+    [API_GEMINI] = {request__gemini, response__gemini, event__gemini},
+    [API_OLLAMA_CHAT] = {request__messages, response__ollama, event__ollama},
+    [API_OLLAMA_GENERATE] = {request__generate, response__ollama, event__ollama},
+    [API_OLLAMA_EMBED] = {request__embed, NULL, NULL},
+    [API_BEDROCK] = {request__bedrock, response__bedrock, NULL},
+};
+
+static bool content__takes(const struct llm_content *c, struct json_object *root)
+{
+	return c && (unsigned)c->api < API_NONE && json_object_is_type(root, json_type_object);
+}
+
 void content__request(struct llm_content *c, struct json_object *root)
 {
-	if (!c || !json_object_is_type(root, json_type_object))
-		return;
-	switch (c->api) {
-	case API_DEFAULT:
-	case API_OPENAI_CHAT:
-	case API_ANTHROPIC:
-	case API_OLLAMA_CHAT:
-		request__messages(c, root);
-		break;
-	case API_RESPONSES:
-		request__responses(c, root);
-		break;
-	case API_COMPLETIONS:
-	case API_OLLAMA_GENERATE:
-		request__prompt(c, jget(root, "prompt"));
-		if (c->api == API_OLLAMA_GENERATE &&
-		    json_object_is_type(jget(root, "system"), json_type_string)) {
-			c->system = json_object_new_array();
-			parts_add_text(c->system, jget(root, "system"));
-		}
-		break;
-	case API_EMBEDDINGS:
-	case API_OLLAMA_EMBED:
-		request__prompt(c, jget(root, "input") ?: jget(root, "prompt"));
-		break;
-	case API_GEMINI:
-		request__gemini(c, root);
-		break;
-	case API_BEDROCK:
-		request__bedrock(c, root);
-		break;
-	case API_NONE:
-		break;
-	}
+	if (content__takes(c, root) && api_fns[c->api].request)
+		api_fns[c->api].request(c, root);
 }
 
 void content__response(struct llm_content *c, struct json_object *root)
 {
-	if (!c || !json_object_is_type(root, json_type_object))
-		return;
-	switch (c->api) {
-	case API_DEFAULT:
-	case API_OPENAI_CHAT:
-		content__response_openai(c, root);
-		break;
-	case API_ANTHROPIC:
-		content__response_anthropic(c, root);
-		break;
-	case API_RESPONSES:
-		response__responses(c, root);
-		break;
-	case API_COMPLETIONS:
-		response__completions(c, root);
-		break;
-	case API_GEMINI:
-		response__gemini(c, root);
-		break;
-	case API_OLLAMA_CHAT:
-	case API_OLLAMA_GENERATE:
-		response__ollama(c, root);
-		break;
-	case API_BEDROCK:
-		response__bedrock(c, root);
-		break;
-	default:
-		break; /* embeddings answer vectors, no text */
-	}
+	if (content__takes(c, root) && api_fns[c->api].response)
+		api_fns[c->api].response(c, root);
 }
 
 void content__event(struct llm_content *c, struct json_object *root)
 {
-	if (!c || !json_object_is_type(root, json_type_object))
-		return;
-	switch (c->api) {
-	case API_DEFAULT:
-	case API_OPENAI_CHAT:
-		content__event_openai(c, root);
-		break;
-	case API_ANTHROPIC:
-		content__event_anthropic(c, root);
-		break;
-	case API_RESPONSES:
-		event__responses(c, root);
-		break;
-	case API_COMPLETIONS:
-		event__completions(c, root);
-		break;
-	case API_GEMINI:
-		event__gemini(c, root);
-		break;
-	case API_OLLAMA_CHAT:
-	case API_OLLAMA_GENERATE:
-		event__ollama(c, root);
-		break;
-	default:
-		break;
-	}
+	if (content__takes(c, root) && api_fns[c->api].event)
+		api_fns[c->api].event(c, root);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// FUZZ_SOURCES: src/attach/sites.c
+// FUZZ_SOURCES: src/attach/sites.c src/attach/elf_syms.c
 // FUZZ_LIBS: -lcapstone -lelf
 /*
  * Probe-site selection over arbitrary machine code: the first byte picks the argument count,
