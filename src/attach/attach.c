@@ -351,6 +351,29 @@ static const char *offs__library(uint64_t *offs)
 	return ossl && gnutls ? "OpenSSL+GnuTLS" : ossl ? "OpenSSL" : gnutls ? "GnuTLS" : NULL;
 }
 
+/*
+ * Ends the attaching of f (NULL: it could not be allocated) with err: a failure is counted and
+ * said, a success kept. The verdict is remembered under key when there is one. 1 or err.
+ */
+static int attach__settle(struct attach *a, struct attached_file *f, int err, const char *library,
+			  const char *path, const struct file_key *key)
+{
+	if (err) {
+		fprintf(stderr, "tokentap: cannot attach %s probes to %s: %s\n", library, path,
+			strerror(-err));
+		if (f)
+			attached__destroy(f);
+		a->failures++;
+		if (key)
+			seen__put(a, key, FILE_FAILED);
+		return err;
+	}
+	a->nfiles++;
+	if (key)
+		seen__put(a, key, FILE_ATTACHED);
+	return 1;
+}
+
 static int attach__elf(struct attach *a, const char *path, const uint64_t *offs,
 		       const char *library)
 {
@@ -360,15 +383,9 @@ static int attach__elf(struct attach *a, const char *path, const uint64_t *offs,
 	if (!f)
 		return -ENOMEM;
 	f->method = "symbols";
-	err = attach__probes(a, f, offs);
-	if (err) {
-		fprintf(stderr, "tokentap: cannot attach TLS probes to %s: %s\n", path,
-			strerror(-err));
-		attached__destroy(f);
-		a->failures++;
+	err = attach__settle(a, f, attach__probes(a, f, offs), library, path, NULL);
+	if (err < 0)
 		return err;
-	}
-	a->nfiles++;
 	if (a->verbose)
 		fprintf(stderr, "tokentap: %s probes attached to %s (%s)\n", library, path,
 			f->method);
@@ -393,17 +410,9 @@ static int attach__go(struct attach *a, const char *path, const struct file_key 
 	if (f)
 		f->method = plan.method;
 	golang__plan_free(&plan);
-	if (err) {
-		fprintf(stderr, "tokentap: cannot attach Go crypto/tls probes to %s: %s\n", path,
-			strerror(-err));
-		if (f)
-			attached__destroy(f);
-		a->failures++;
-		seen__put(a, key, FILE_FAILED);
+	err = attach__settle(a, f, err, "Go crypto/tls", path, key);
+	if (err < 0)
 		return err;
-	}
-	a->nfiles++;
-	seen__put(a, key, FILE_ATTACHED);
 	if (a->verbose)
 		fprintf(stderr,
 			"tokentap: Go crypto/tls probes attached to %s (%s, %u probes, %.1f ms)\n",
@@ -600,17 +609,9 @@ static int attach__bssl_found(struct attach *a, const struct bssl_found *found,
 		f->method = found->from_cache ? "boringssl-code (cached)" : "boringssl-code";
 		err = attach__bssl_probes(a, f, offs);
 	}
-	if (err) {
-		fprintf(stderr, "tokentap: cannot attach BoringSSL probes to %s: %s\n", found->path,
-			strerror(-err));
-		if (f)
-			attached__destroy(f);
-		a->failures++;
-		seen__put(a, key, FILE_FAILED);
+	err = attach__settle(a, f, err, "BoringSSL", found->path, key);
+	if (err < 0)
 		return err;
-	}
-	a->nfiles++;
-	seen__put(a, key, FILE_ATTACHED);
 	if (a->verbose)
 		fprintf(stderr,
 			"tokentap: BoringSSL probes attached to %s (%s, SSL_write %#llx, SSL_read "
