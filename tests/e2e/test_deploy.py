@@ -767,8 +767,20 @@ class TestLive(unittest.TestCase):
         budgets_for_test(budgets, services)
         cls.prom = Prometheus(cls.work, cls.metrics_port,
                               [PROM / "tokentap.rules.yml", budgets])
+        cls.wait_for_first_scrape()
         cls.calls = workload()
         cls.wait_for_rules()
+
+    @classmethod
+    def wait_for_first_scrape(cls):
+        """Prometheus hands its scrape manager new targets every 5 s, so /-/ready comes before
+        the first scrape: a workload started then would be all baseline for increase()."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if cls.prom.query('up{job="tokentap"} == 1'):
+                return
+            time.sleep(0.2)
+        raise AssertionError("prometheus did not scrape tokentap within 30 s")
 
     @classmethod
     def wait_for_rules(cls):
