@@ -150,7 +150,6 @@ static void record__exec_facts(const unsigned char *rec, struct cap_proc *p)
 	n = ex.filename_len < sizeof(p->filename) - 1 ? ex.filename_len : sizeof(p->filename) - 1;
 	memcpy(p->filename, ex.filename, n);
 	p->filename[n] = '\0';
-	p->filename[strnlen(p->filename, n)] = '\0';
 	p->exe_ino = ex.exe_ino;
 	p->exe_dev = makedev(ex.exe_dev >> 20, ex.exe_dev & 0xfffff);
 }
