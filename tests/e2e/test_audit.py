@@ -636,12 +636,6 @@ class TestAudit(h.TracedCase):
             self.assertNotIn("BEGIN PRIVATE KEY", text, name)
 
 
-def bounding_set():
-    out = subprocess.run(["capsh", "--print"], capture_output=True, text=True).stdout
-    m = re.search(r"^Bounding set =(.*)$", out, re.M)
-    return [c for c in m.group(1).split(",") if c] if m else []
-
-
 def cap_mask(names):
     nums = {"cap_dac_read_search": 2, "cap_sys_ptrace": 19, "cap_sys_admin": 21,
             "cap_perfmon": 38, "cap_bpf": 39}
@@ -660,20 +654,10 @@ class TestCapabilities(unittest.TestCase):
         cls.work.mkdir()
 
     def start(self, drop, args, name):
-        out, err = self.work / f"{name}.out", self.work / f"{name}.err"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        with open(out, "wb") as o, open(err, "wb") as e:
-            proc = h.spawn(["capsh", f"--drop={','.join(drop)}", "--", "-c", 'exec "$0" "$@"',
-                            h.TOKENTAP, *args], stdout=o, stderr=e, env=env)
-        deadline = time.monotonic() + h.READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if b"tokentap: ready" in err.read_bytes() or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        return proc, out, err
+        return h.start_under_capsh(drop, args, self.work, name)
 
     def test_runs_with_only_the_documented_set(self):
-        drop = [c for c in bounding_set() if c not in RUN_CAPS]
+        drop = [c for c in h.bounding_set() if c not in RUN_CAPS]
         audit = self.work / "caps-audit.log"
         word = "zebracornflake" + uuid.uuid4().hex[:8]
         proc, out, err = self.start(drop, ["--format", "json", "--audit", audit,

@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -185,12 +184,6 @@ def selectors(expr):
             continue  # a function call or an operator
         out.append(m.group(1) + (m.group(2) or ""))
     return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=10):
@@ -592,7 +585,7 @@ def live_config(work, port, otlp_port=None):
         "pricing": str(DEPLOY / "pricing.json"),
         "fingerprint-key": str(work / "fingerprint.key"),
         "control-socket": str(work / "tokentap.sock"),
-        "otlp-endpoint": f"http://127.0.0.1:{otlp_port or free_port()}",
+        "otlp-endpoint": f"http://127.0.0.1:{otlp_port or h.free_port()}",
     }
     lines = []
     for key, value in config_pairs(config_text()):
@@ -620,7 +613,7 @@ def budgets_for_test(path, services):
 
 class Prometheus:
     def __init__(self, work, target_port, rules):
-        self.port, self.work = free_port(), work
+        self.port, self.work = h.free_port(), work
         cfg = work / "prometheus.yml"
         cfg.write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
@@ -669,27 +662,11 @@ class Prometheus:
                 self.proc.kill()
 
 
-def bounding_set():
-    out = subprocess.run(["capsh", "--print"], capture_output=True, text=True).stdout
-    m = re.search(r"^Bounding set =(.*)$", out, re.M)
-    return [c for c in m.group(1).split(",") if c] if m else []
-
-
 def start_with_caps(caps, args, work, name, env=None):
     """tokentap under capsh, with only caps (Kubernetes names) left in its bounding set."""
     keep = {"cap_" + c.lower() for c in caps}
-    drop = [c for c in bounding_set() if c not in keep]
-    out, err = work / f"{name}.out", work / f"{name}.err"
-    env = dict(env or {}, **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")})
-    with open(out, "wb") as o, open(err, "wb") as e:
-        proc = h.spawn(["capsh", f"--drop={','.join(drop)}", "--", "-c", 'exec "$0" "$@"',
-                        h.TOKENTAP, *args], stdout=o, stderr=e, env=env)
-    deadline = time.monotonic() + h.READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if b"tokentap: ready" in err.read_bytes() or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    return proc, out, err
+    drop = [c for c in h.bounding_set() if c not in keep]
+    return h.start_under_capsh(drop, args, work, name, env)
 
 
 def stop(proc, timeout=20):
@@ -749,7 +726,7 @@ class TestLive(unittest.TestCase):
 
     @classmethod
     def start(cls):
-        cls.metrics_port = free_port()
+        cls.metrics_port = h.free_port()
         conf = cls.work / "tokentap.conf"
         conf.write_text(live_config(cls.work, cls.metrics_port))
         conf.chmod(0o600)

@@ -81,6 +81,36 @@ def spawn(args, **kw):
     return proc
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bounding_set():
+    """The capability names (cap_...) in this process's bounding set, as capsh prints them."""
+    out = subprocess.run(["capsh", "--print"], capture_output=True, text=True).stdout
+    m = re.search(r"^Bounding set =(.*)$", out, re.M)
+    return [c for c in m.group(1).split(",") if c] if m else []
+
+
+def start_under_capsh(drop, args, work, name, env=None):
+    """tokentap under capsh with the capabilities in drop removed from its bounding set; waits
+    for "tokentap: ready" (or its exit). OTEL_* of this environment are not passed on."""
+    out, err = work / f"{name}.out", work / f"{name}.err"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    full_env.update(env or {})
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = spawn(["capsh", f"--drop={','.join(drop)}", "--", "-c", 'exec "$0" "$@"',
+                      TOKENTAP, *args], stdout=o, stderr=e, env=full_env)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if b"tokentap: ready" in err.read_bytes() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    return proc, out, err
+
+
 def kill_all_but_mock(mock):
     for proc in reversed(_procs):
         if proc is not mock.proc and proc.poll() is None:

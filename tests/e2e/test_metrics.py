@@ -20,7 +20,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -45,12 +44,6 @@ TOKEN_BOUNDS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 41
 TIME_BOUNDS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
                81.92]
 WAIT_S = 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=5):
@@ -84,7 +77,7 @@ class Prometheus:
     """A real Prometheus server scraping tokentap every second, in a temporary directory."""
 
     def __init__(self, work, target_port):
-        self.port = free_port()
+        self.port = h.free_port()
         cfg = work / "prometheus.yml"
         cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                        "scrape_configs:\n  - job_name: tokentap\n    static_configs:\n"
@@ -131,7 +124,7 @@ class TestMetrics(h.TracedCase):
         if not shutil.which("prometheus") or not shutil.which("promtool"):
             raise AssertionError("prometheus/promtool missing (TOKENTAP_TEST_DEPS=1 "
                                  "deploy/deps.sh installs the Debian package)")
-        cls.prom_port = free_port()
+        cls.prom_port = h.free_port()
         cls.otlp_out = cls.work / "otlp-spans.jsonl"
         cls.metrics_out = cls.work / "otlp-metrics.jsonl"
         cls.requests_out = cls.work / "otlp-requests.jsonl"

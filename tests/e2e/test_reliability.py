@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -160,14 +159,6 @@ class RawServer:
     def close(self):
         self.proc.kill()
         self.proc.wait()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def setUpModule():
@@ -320,7 +311,7 @@ class TestCollector(unittest.TestCase):
         self.refusing(429)
 
     def test_down_then_up_delivers_everything(self):
-        port = free_port()
+        port = h.free_port()
         tt = start_tokentap(self.work, "ttdown", ["--otlp-endpoint", f"http://127.0.0.1:{port}"],
                             env={"OTEL_BSP_SCHEDULE_DELAY": "100"})
         rx = None
