@@ -37,31 +37,58 @@ static __always_inline struct ssl_call *sock__wanted(__u64 id)
 	return call;
 }
 
-static __always_inline int sock__learn(struct sock *sk)
+/* A seal waits for its socket (a write) or a process opens records (a read): note the socket. */
+static __always_inline bool aead__wants(__u64 id, __u32 dir)
+{
+	__u32 tgid = id >> 32;
+
+	if (dir == TT_DIR_READ)
+		return bpf_map_lookup_elem(&aead_procs, &tgid) != NULL;
+	return bpf_map_lookup_elem(&aead_tx_pending, &id) != NULL;
+}
+
+/*
+ * rustls: a thread reading a socket is about to open the records it read (tls.bpf.c reports the
+ * socket then); a thread writing one sends what it just sealed, so the sealing context's
+ * connection runs on it.
+ */
+static __always_inline void aead__learn(struct sock *sk, __u64 id, __u32 dir)
+{
+	struct conn_state *st;
+	__u64 *pending, ctx, v = (__u64)sk;
+
+	if (dir == TT_DIR_READ) {
+		if (aead__wants(id, dir))
+			bpf_map_update_elem(&aead_rx_sock, &id, &v, BPF_ANY);
+		return;
+	}
+	pending = bpf_map_lookup_elem(&aead_tx_pending, &id);
+	if (!pending)
+		return;
+	ctx = *pending;
+	bpf_map_delete_elem(&aead_tx_pending, &id);
+	st = conn__get(id >> 32, ctx);
+	if (st && !st->sock_reported)
+		sock__report(id, ctx, TT_SRC_RUSTLS, sk, st);
+}
+
+static __always_inline int sock__learn(struct sock *sk, __u32 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tt_sock_event ev = {};
 	struct ssl_call *call;
 	struct conn_state *st;
-	__u16 family;
 
-	call = sock__wanted(id);
-	if (!call || !sk)
+	if (!sk)
 		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
+	aead__learn(sk, id, dir);
+	call = sock__wanted(id);
+	if (!call)
 		return 0;
 	st = conn__get(id >> 32, call->ssl);
 	if (!st)
 		return 0;
-	hdr__fill(&ev.hdr, TT_EV_SOCK, id, call->ssl);
-	ev.hdr.source = call->source;
-	ev.sock_cookie = (__u64)sk;
-	ev.family = family;
-	sock__read_addrs(&ev, sk);
-	st->sock_reported = 1;
-	control__emit(&ev, sizeof(ev));
-	tt_debug("tokentap: sock ssl=%llx %u->%u", call->ssl, ev.sport, ev.dport);
+	sock__report(id, call->ssl, call->source, sk, st);
+	tt_debug("tokentap: sock ssl=%llx", call->ssl);
 	return 0;
 }
 
@@ -70,13 +97,13 @@ static __always_inline int sock__learn(struct sock *sk)
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(fentry_tcp_sendmsg, struct sock *sk)
 {
-	return sock__learn(sk);
+	return sock__learn(sk, TT_DIR_WRITE);
 }
 
 SEC("fentry/tcp_recvmsg")
 int BPF_PROG(fentry_tcp_recvmsg, struct sock *sk)
 {
-	return sock__learn(sk);
+	return sock__learn(sk, TT_DIR_READ);
 }
 
 /* ---- rung 2: kprobe ------------------------------------------------------------------------ */
@@ -84,37 +111,39 @@ int BPF_PROG(fentry_tcp_recvmsg, struct sock *sk)
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(kprobe_tcp_sendmsg, struct sock *sk)
 {
-	return sock__learn(sk);
+	return sock__learn(sk, TT_DIR_WRITE);
 }
 
 SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(kprobe_tcp_recvmsg, struct sock *sk)
 {
-	return sock__learn(sk);
+	return sock__learn(sk, TT_DIR_READ);
 }
 
 /* ---- rung 3: syscall tracepoints, fd -> file -> socket -> sock ----------------------------- */
 
-static __always_inline int sock__learn_fd(__u64 fd)
+static __always_inline int sock__learn_fd(__u64 fd, __u32 dir)
 {
+	__u64 id = bpf_get_current_pid_tgid();
+
 	/* Most syscalls on the host come from threads outside any SSL call: leave them fast. */
-	if (!sock__wanted(bpf_get_current_pid_tgid()))
+	if (!sock__wanted(id) && !aead__wants(id, dir))
 		return 0;
-	return sock__learn(fd__sock(fd));
+	return sock__learn(fd__sock(fd), dir);
 }
 
-#define SYS_ENTER_PROG(name)                                                                       \
+#define SYS_ENTER_PROG(name, dir)                                                                  \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
 	int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                             \
 	{                                                                                          \
-		return sock__learn_fd(ctx->args[0]);                                               \
+		return sock__learn_fd(ctx->args[0], dir);                                          \
 	}
 
-SYS_ENTER_PROG(write)
-SYS_ENTER_PROG(read)
-SYS_ENTER_PROG(sendto)
-SYS_ENTER_PROG(recvfrom)
-SYS_ENTER_PROG(sendmsg)
-SYS_ENTER_PROG(recvmsg)
-SYS_ENTER_PROG(writev)
-SYS_ENTER_PROG(readv)
+SYS_ENTER_PROG(write, TT_DIR_WRITE)
+SYS_ENTER_PROG(read, TT_DIR_READ)
+SYS_ENTER_PROG(sendto, TT_DIR_WRITE)
+SYS_ENTER_PROG(recvfrom, TT_DIR_READ)
+SYS_ENTER_PROG(sendmsg, TT_DIR_WRITE)
+SYS_ENTER_PROG(recvmsg, TT_DIR_READ)
+SYS_ENTER_PROG(writev, TT_DIR_WRITE)
+SYS_ENTER_PROG(readv, TT_DIR_READ)

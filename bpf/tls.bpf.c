@@ -520,3 +520,213 @@ int BPF_KPROBE(uprobe_gnutls_server_name_set, void *session, int type, const voi
 	sni__emit(&ev, (__u64)session, TT_SRC_GNUTLS, (long)len);
 	return 0;
 }
+
+/*
+ * ---- rustls on aws-lc: records at aws-lc's EVP_AEAD_CTX_{seal,seal_scatter,open,open_gather} --
+ * (attach/awslc.c finds them by code shape). A call is a TLS record only when its additional
+ * data is a record header: 5 bytes 17 03 03 <len> in TLS 1.3, whose plaintext ends with the real
+ * content type (and optional zero padding); 13 bytes <seq> <type> 03 03 <len> in TLS 1.2. Only
+ * application data (type 23) is copied. The connection is the EVP_AEAD_CTX of one direction
+ * until user space learns its socket (TT_EV_SOCK, see sock.bpf.c).
+ */
+#define TLS_CONTENT_APPLICATION_DATA 23
+#define AEAD_TAIL 16 /* TLS 1.3 padding looked through for the content type */
+
+/* libbpf before 1.2 has no PT_REGS_PARM6; aws-lc's code shapes are x86-64 only anyway. */
+#ifndef PT_REGS_PARM6
+#define PT_REGS_PARM6(x) ((x)->r9)
+#endif
+
+/* Arguments 7.. of a call sit above the return address at entry (x86-64 SysV). */
+static __always_inline __u64 aead__stack_arg(struct pt_regs *ctx, int n)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_user(&v, sizeof(v), (void *)(PT_REGS_SP(ctx) + 8 * (n - 6)));
+	return v;
+}
+
+/* The TLS version of a record's additional data: 13 (TLS 1.3), 12 (TLS 1.2), 0 none. */
+static __always_inline int aead__tls_version(__u64 ad, __u64 ad_len, __u8 *type)
+{
+	__u8 h[13] = {};
+
+	if (ad_len == 5 && !bpf_probe_read_user(h, 5, (void *)ad) &&
+	    h[0] == TLS_CONTENT_APPLICATION_DATA && h[1] == 3 && h[2] == 3)
+		return 13;
+	if (ad_len == 13 && !bpf_probe_read_user(h, 13, (void *)ad) && h[9] == 3 && h[10] == 3) {
+		*type = h[8];
+		return 12;
+	}
+	return 0;
+}
+
+/* TLS 1.3: the content type is the last non-zero byte; its offset is the content's length. */
+static __always_inline __u64 aead__inner_len(__u64 buf, __u64 n, __u8 *type)
+{
+	__u8 tail[AEAD_TAIL] = {};
+	__u64 from = n >= AEAD_TAIL ? n - AEAD_TAIL : 0;
+
+	if (!n || bpf_probe_read_user(tail, n >= AEAD_TAIL ? AEAD_TAIL : 1,
+				      (void *)(buf + (n >= AEAD_TAIL ? from : n - 1))))
+		return 0;
+	if (n < AEAD_TAIL) {
+		*type = tail[0];
+		return n - 1;
+	}
+	for (int i = AEAD_TAIL - 1; i >= 0; i--) {
+		if (tail[i]) {
+			*type = tail[i];
+			return from + i;
+		}
+	}
+	return 0;
+}
+
+/* Copies one record's content; conn is the EVP_AEAD_CTX. */
+static __always_inline void aead__emit(__u64 id, __u64 conn, __u32 dir, __u64 buf, __u64 n,
+				       __u64 start_ns)
+{
+	struct ssl_call call = {};
+
+	call.ssl = conn;
+	call.buf = buf;
+	call.start_ns = start_ns;
+	call.dir = dir;
+	call.source = TT_SRC_RUSTLS;
+	if (n)
+		data__emit(&call, id, n);
+}
+
+/* A sealed record: its plaintext is read before the call encrypts it in place. */
+static __always_inline int aead__seal(__u64 conn, __u64 in, __u64 in_len, __u64 ad, __u64 ad_len)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	__u8 type = 0, one = 1;
+	__u64 n = in_len;
+	int v;
+
+	if (tgid == self_tgid)
+		return 0;
+	v = aead__tls_version(ad, ad_len, &type);
+	if (!v)
+		return 0;
+	bpf_map_update_elem(&aead_procs, &tgid, &one, BPF_ANY);
+	if (v == 13)
+		n = aead__inner_len(in, in_len, &type);
+	if (type != TLS_CONTENT_APPLICATION_DATA)
+		return 0;
+	bpf_map_update_elem(&aead_tx_pending, &id, &conn, BPF_ANY);
+	aead__emit(id, conn, TT_DIR_WRITE, in, n, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* EVP_AEAD_CTX_seal(ctx, out, out_len, max_out, nonce, nonce_len, in, in_len, ad, ad_len) */
+SEC("uprobe")
+int uprobe_aead_seal(struct pt_regs *ctx)
+{
+	return aead__seal(PT_REGS_PARM1(ctx), aead__stack_arg(ctx, 7), aead__stack_arg(ctx, 8),
+			  aead__stack_arg(ctx, 9), aead__stack_arg(ctx, 10));
+}
+
+/* EVP_AEAD_CTX_seal_scatter(ctx, out, out_tag, out_tag_len, max_out_tag_len, nonce, nonce_len,
+ *                           in, in_len, extra_in, extra_in_len, ad, ad_len) */
+SEC("uprobe")
+int uprobe_aead_seal_scatter(struct pt_regs *ctx)
+{
+	return aead__seal(PT_REGS_PARM1(ctx), aead__stack_arg(ctx, 8), aead__stack_arg(ctx, 9),
+			  aead__stack_arg(ctx, 12), aead__stack_arg(ctx, 13));
+}
+
+/*
+ * An open: the plaintext exists only when the call returns. The stash (ssl_calls, read slot)
+ * keeps the context, the output buffer and, for EVP_AEAD_CTX_open, its out_len pointer; for
+ * open_gather the plaintext length is the input length, kept in len_ptr's place with sp = 0.
+ */
+static __always_inline int aead__open_enter(struct pt_regs *ctx, __u64 out, __u64 len_ptr,
+					    __u64 in_len, __u64 ad, __u64 ad_len)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 key = ssl_call__key(id, TT_DIR_READ);
+	struct ssl_call call = {};
+	__u32 tgid = id >> 32;
+	__u8 type = 0, one = 1;
+	int v;
+
+	if (tgid == self_tgid)
+		return 0;
+	v = aead__tls_version(ad, ad_len, &type);
+	if (!v || (v == 12 && type != TLS_CONTENT_APPLICATION_DATA))
+		return 0;
+	bpf_map_update_elem(&aead_procs, &tgid, &one, BPF_ANY);
+	call.ssl = PT_REGS_PARM1(ctx);
+	call.buf = out;
+	call.len_ptr = len_ptr ? len_ptr : in_len;
+	call.sp = len_ptr ? 1 : 0;
+	call.start_ns = bpf_ktime_get_ns();
+	call.dir = TT_DIR_READ;
+	call.source = v; /* the TLS version until the return; the record says TT_SRC_RUSTLS */
+	bpf_map_update_elem(&ssl_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+/* The socket the thread last read names the connection: reported before its first record. */
+static __always_inline void aead__report_rx_sock(__u64 id, __u64 conn)
+{
+	struct conn_state *st = conn__get(id >> 32, conn);
+	__u64 *sk = bpf_map_lookup_elem(&aead_rx_sock, &id);
+
+	if (st && sk && !st->sock_reported)
+		sock__report(id, conn, TT_SRC_RUSTLS, (struct sock *)*sk, st);
+}
+
+static __always_inline int aead__open_return(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 key = ssl_call__key(id, TT_DIR_READ);
+	struct ssl_call *stash, call;
+	__u8 type = TLS_CONTENT_APPLICATION_DATA;
+	__u64 n = 0;
+
+	stash = bpf_map_lookup_elem(&ssl_calls, &key);
+	if (!stash || stash->dir != TT_DIR_READ || stash->source > 13 || stash->source < 12)
+		return 0;
+	call = *stash;
+	bpf_map_delete_elem(&ssl_calls, &key);
+	if ((int)PT_REGS_RC(ctx) != 1)
+		return 0;
+	if (call.sp)
+		bpf_probe_read_user(&n, sizeof(n), (void *)call.len_ptr);
+	else
+		n = call.len_ptr;
+	aead__report_rx_sock(id, call.ssl);
+	if (call.source == 13)
+		n = aead__inner_len(call.buf, n, &type);
+	if (type == TLS_CONTENT_APPLICATION_DATA)
+		aead__emit(id, call.ssl, TT_DIR_READ, call.buf, n, call.start_ns);
+	return 0;
+}
+
+/* EVP_AEAD_CTX_open(ctx, out, out_len, max_out_len, nonce, nonce_len, in, in_len, ad, ad_len) */
+SEC("uprobe")
+int uprobe_aead_open(struct pt_regs *ctx)
+{
+	return aead__open_enter(ctx, PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), 0,
+				aead__stack_arg(ctx, 9), aead__stack_arg(ctx, 10));
+}
+
+/* EVP_AEAD_CTX_open_gather(ctx, out, nonce, nonce_len, in, in_len, in_tag, in_tag_len, ad,
+ *                          ad_len) */
+SEC("uprobe")
+int uprobe_aead_open_gather(struct pt_regs *ctx)
+{
+	return aead__open_enter(ctx, PT_REGS_PARM2(ctx), 0, PT_REGS_PARM6(ctx),
+				aead__stack_arg(ctx, 9), aead__stack_arg(ctx, 10));
+}
+
+SEC("uretprobe")
+int uretprobe_aead_open(struct pt_regs *ctx)
+{
+	return aead__open_return(ctx);
+}

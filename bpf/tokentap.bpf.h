@@ -233,4 +233,49 @@ static __always_inline void sock__read_addrs(struct tt_sock_event *ev, struct so
 	}
 }
 
+/*
+ * rustls on aws-lc (tls.bpf.c, sock.bpf.c). Records are taken where aws-lc seals and opens them,
+ * under the EVP_AEAD_CTX of each direction; the socket they travel on names the connection. The
+ * socket is learned from the same thread's socket I/O: a received record was read from the
+ * thread's last socket read, a sealed one is written by the thread's next socket write.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* tgid of a process that sealed or opened a TLS record */
+	__type(value, __u8);
+} aead_procs SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __u64); /* the struct sock * the thread last read from */
+} aead_rx_sock SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __u64); /* an EVP_AEAD_CTX that sealed a record whose socket is not known */
+} aead_tx_pending SEC(".maps") __weak;
+
+/* Sends TT_EV_SOCK: connection conn of the current process runs on sk. */
+static __always_inline void sock__report(__u64 id, __u64 conn, __u32 source, struct sock *sk,
+					 struct conn_state *st)
+{
+	struct tt_sock_event ev = {};
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	hdr__fill(&ev.hdr, TT_EV_SOCK, id, conn);
+	ev.hdr.source = source;
+	ev.sock_cookie = (__u64)sk;
+	ev.family = family;
+	sock__read_addrs(&ev, sk);
+	st->sock_reported = 1;
+	control__emit(&ev, sizeof(ev));
+}
+
 #endif /* TOKENTAP_BPF_H */

@@ -61,6 +61,12 @@ enum tt_tls_source {
 	TT_SRC_GNUTLS = 3,    /* gnutls_record_send/recv; conn_id is the gnutls_session_t */
 	TT_SRC_GO = 4,	      /* Go crypto/tls.(*Conn).Write/Read; conn_id is the *tls.Conn */
 	TT_SRC_BORINGSSL = 5, /* BoringSSL SSL_write/SSL_read found by code shape; conn_id: SSL* */
+	/*
+	 * rustls on aws-lc: records sealed/opened by EVP_AEAD_CTX_* found by code shape. The kernel's
+	 * conn_id is the EVP_AEAD_CTX of one direction; its TT_EV_SOCK names the socket, and user
+	 * space (capture/aead_bind.c) rewrites the records to conn_id = that struct sock *.
+	 */
+	TT_SRC_RUSTLS = 6,
 };
 
 /* Index into the per-CPU `drops` array map; each value is a __u64 count. */

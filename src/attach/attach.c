@@ -621,6 +621,68 @@ static int attach__bssl_found(struct attach *a, const struct bssl_found *found,
 	return 1;
 }
 
+/* ---- rustls on aws-lc (attach/awslc.c) ------------------------------------------------------ */
+
+/* Four entry probes and two return probes (the opens), kept with the file's other extra links. */
+static int attach__aead_probes(struct attach *a, struct attached_file *f, const uint64_t *offs)
+{
+	const struct aead_progs *p = &a->progs.aead;
+	int i, err = 0;
+
+	if (!p->entry[AWSLC_SEAL] || !p->open_ret)
+		return -EOPNOTSUPP;
+	f->more = calloc(AWSLC_FNS + 2, sizeof(*f->more));
+	if (!f->more)
+		return -ENOMEM;
+	f->nmore = AWSLC_FNS + 2;
+	for (i = 0; i < AWSLC_FNS && !err; i++)
+		err = attach__one_probe(p->entry[i], f->path, offs[i], false, &f->more[i]);
+	if (!err)
+		err = attach__one_probe(p->open_ret, f->path, offs[AWSLC_OPEN], true,
+					&f->more[AWSLC_FNS]);
+	if (!err)
+		err = attach__one_probe(p->open_ret, f->path, offs[AWSLC_OPEN_GATHER], true,
+					&f->more[AWSLC_FNS + 1]);
+	return err;
+}
+
+static int attach__aead_found(struct attach *a, const struct bssl_found *found,
+			      const struct file_key *key)
+{
+	const struct awslc_result *r = &found->aead;
+	struct attached_file *f = attach__new_file(a, found->path);
+	int err = f ? 0 : -ENOMEM;
+
+	if (f) {
+		f->method = found->from_cache ? "aws-lc-code (cached)" : "aws-lc-code";
+		err = attach__aead_probes(a, f, r->off);
+	}
+	err = attach__settle(a, f, err, "rustls (aws-lc)", found->path, key);
+	if (err < 0)
+		return err;
+	if (a->verbose)
+		fprintf(stderr,
+			"tokentap: rustls probes attached to %s (%s, seal %#llx, seal_scatter %#llx, "
+			"open %#llx, open_gather %#llx, discovery %.1f ms)\n",
+			found->path, f->method, (unsigned long long)r->vaddr[AWSLC_SEAL],
+			(unsigned long long)r->vaddr[AWSLC_SEAL_SCATTER],
+			(unsigned long long)r->vaddr[AWSLC_OPEN],
+			(unsigned long long)r->vaddr[AWSLC_OPEN_GATHER],
+			(double)found->took_us / 1e3);
+	return 1;
+}
+
+/* What the code-shape analysis found: BoringSSL's entry points, else aws-lc's; 0 neither. */
+static int attach__code_found(struct attach *a, const struct bssl_found *found,
+			      const struct file_key *key)
+{
+	if (!found->err)
+		return attach__bssl_found(a, found, key);
+	if (!found->aead_err)
+		return attach__aead_found(a, found, key);
+	return 0;
+}
+
 /* 1 attached from the cache, 0 not BoringSSL or analysis queued on the worker, <0 failed. */
 static int attach__bssl(struct attach *a, const char *path, const struct stat *st,
 			const struct file_key *key)
@@ -635,7 +697,7 @@ static int attach__bssl(struct attach *a, const char *path, const struct stat *s
 	if (!a->bssl)
 		return 0;
 	if (bssl_worker__lookup(a->bssl, path, &found))
-		return found.err ? 0 : attach__bssl_found(a, &found, key);
+		return attach__code_found(a, &found, key);
 	bssl_worker__submit(a->bssl, path);
 	return 0;
 }
@@ -648,15 +710,19 @@ static void attach__bssl_poll(struct attach *a)
 	struct stat st;
 
 	while (found && a->bssl && bssl_worker__poll(a->bssl, found) == 1) {
-		if (a->verbose && found->err)
-			fprintf(stderr, "tokentap: %s: no BoringSSL entry points (%s, %.1f ms)\n",
-				found->path, found->res.why, (double)found->took_us / 1e3);
-		if (found->err || stat(found->path, &st))
+		bool none = found->err && found->aead_err;
+
+		if (a->verbose && none)
+			fprintf(stderr,
+				"tokentap: %s: no BoringSSL or aws-lc entry points (%s; %s; %.1f ms)\n",
+				found->path, found->res.why, found->aead.why,
+				(double)found->took_us / 1e3);
+		if (none || stat(found->path, &st))
 			continue;
 		file_key__from_stat(&key, &st);
 		if (attach__find(a, &key))
 			continue; /* attached meanwhile under another name */
-		attach__adopt(a, &key, attach__bssl_found(a, found, &key));
+		attach__adopt(a, &key, attach__code_found(a, found, &key));
 	}
 	free(found);
 }

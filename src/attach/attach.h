@@ -36,6 +36,12 @@ struct attach_progs {
 	struct bpf_program *entry[ATTACH_FN__COUNT];
 	struct bpf_program *ret[ATTACH_FN__COUNT];
 	struct golang_progs go; /* Go crypto/tls (bpf/go_tls.bpf.c); all NULL: Go not probed */
+	/* rustls on aws-lc: EVP_AEAD_CTX_* entries in enum awslc_fn order, one return program for
+	 * both opens (bpf/tls.bpf.c); all NULL: not probed. */
+	struct aead_progs {
+		struct bpf_program *entry[4];
+		struct bpf_program *open_ret;
+	} aead;
 	/* Emulated probe sites (attach/sites.c) for OpenSSL's read/write functions. */
 	struct sites_bpf {
 		struct bpf_program *entry, *ret; /* NULL: the classic pair everywhere */

@@ -2,22 +2,17 @@
 /*
  * Code-shape discovery of BoringSSL's SSL_write and SSL_read in stripped static binaries.
  *
- * BoringSSL reports errors with OPENSSL_PUT_ERROR, which passes __FILE__ ("…/ssl/ssl_lib.cc")
- * and a reason code to ERR_put_error. Both entry points live in ssl_lib.cc and have a shape no
- * other function there has:
+ * Both entry points report errors from ssl_lib.cc (codeshape.c finds and decodes every function
+ * that does) and have a shape no other function there has:
  *   SSL_write: rejects QUIC connections (`cmp qword [ssl+quic_method], 0`, reason 66), reports
  *              SSL_R_UNINITIALIZED (226) and SSL_R_SSL_HANDSHAKE_FAILURE (215), and calls
  *              ssl->method->write_app_data through a function pointer;
  *   SSL_read:  the same QUIC check (same field offset) with reason 66 and no other reason, a
  *              direct call to ssl_read_impl (a function reporting 226), then consumes what it
  *              copied (stores into ssl->s3), which SSL_peek does not.
- * The references to the file name are found by scanning the code bytes for the address (mov imm32
- * in non-PIE executables, lea rip+rel32 otherwise), each reference's function comes from
- * .eh_frame_hdr when the binary has one, and from its frame-pointer prologue after int3 padding
- * when not (Bun ships without .eh_frame); each function is then decoded with capstone.
- * Probes go only on function entries found this way, never mid-instruction.
+ * The same worker thread also looks for aws-lc's AEAD entry points (awslc.c), which rustls
+ * seals and opens its records with, so a file is mapped and cached once for both.
  */
-#include <capstone/capstone.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,584 +25,40 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attach/awslc.h"
 #include "attach/boringssl.h"
+#include "attach/codeshape.h"
 #include "attach/discovery_cache.h"
 #include "tokentap_abi.h"
 
 #define BSSL_MIN_FILE_SIZE (4u << 20) /* BoringSSL alone is more than this */
-#define BSSL_MAX_SEGS 16
-#define BSSL_MAX_REFS 512
-#define BSSL_MAX_FNS 128
-#define BSSL_FN_MAX_BYTES (64u << 10)
-#define BSSL_FN_CALLS 64
-#define BSSL_FN_REASONS 16
-#define BSSL_PROLOGUE_INSNS 48
-#define BSSL_REASON_WINDOW 6
-
-static const char ssl_lib_name[] = "/ssl/ssl_lib.cc";
-
-struct seg {
-	uint64_t vaddr, off, filesz;
-	bool exec;
-};
-
-struct image {
-	const uint8_t *img;
-	size_t len;
-	bool fixed; /* ET_EXEC: addresses are absolute, code loads them with mov imm32 */
-	struct seg segs[BSSL_MAX_SEGS];
-	int nsegs;
-	const uint8_t *ehtab; /* .eh_frame_hdr table: pairs of int32 relative to eh_vaddr */
-	uint64_t eh_vaddr;
-	uint32_t eh_count;
-};
-
-struct bssl_fn {
-	uint64_t start, end;
-	uint32_t reasons[BSSL_FN_REASONS];
-	uint32_t nreasons;
-	uint64_t calls[BSSL_FN_CALLS];
-	uint32_t ncalls;
-	int64_t quic_disp; /* displacement of the first `cmp qword [ssl+d], 0`, -1 none */
-	bool indirect_call;
-	uint32_t stores; /* stores through a pointer that is no stack slot */
-};
-
-/* ---- ELF ------------------------------------------------------------------------------------ */
-
-static const uint8_t *image__at(const struct image *im, uint64_t vaddr, uint64_t n)
-{
-	int i;
-
-	for (i = 0; i < im->nsegs; i++) {
-		const struct seg *s = &im->segs[i];
-
-		if (vaddr >= s->vaddr && vaddr - s->vaddr <= s->filesz &&
-		    n <= s->filesz - (vaddr - s->vaddr))
-			return im->img + s->off + (vaddr - s->vaddr);
-	}
-	return NULL;
-}
-
-/* Bytes of the segment holding vaddr from vaddr on (0 when no segment holds it). */
-static uint64_t image__avail(const struct image *im, uint64_t vaddr)
-{
-	int i;
-
-	for (i = 0; i < im->nsegs; i++) {
-		const struct seg *s = &im->segs[i];
-
-		if (vaddr >= s->vaddr && vaddr - s->vaddr < s->filesz)
-			return s->filesz - (vaddr - s->vaddr);
-	}
-	return 0;
-}
-
-static uint64_t image__file_off(const struct image *im, uint64_t vaddr)
-{
-	const uint8_t *p = image__at(im, vaddr, 1);
-
-	return p ? (uint64_t)(p - im->img) : 0;
-}
-
-/* .eh_frame_hdr with the usual encodings (GNU ld, lld): a sorted table of function starts. */
-static void image__eh_frame_hdr(struct image *im, uint64_t vaddr, uint64_t size)
-{
-	const uint8_t *h = image__at(im, vaddr, size);
-	uint32_t count;
-
-	if (!h || size < 12 || h[0] != 1 || (h[1] & 0x0f) != 0x0b || h[2] != 0x03 || h[3] != 0x3b)
-		return;
-	memcpy(&count, h + 8, 4);
-	if ((uint64_t)count * 8 > size - 12)
-		return;
-	im->ehtab = h + 12;
-	im->eh_vaddr = vaddr;
-	im->eh_count = count;
-}
-
-static int image__open(struct image *im, const uint8_t *img, size_t len)
-{
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
-	int i;
-
-	memset(im, 0, sizeof(*im));
-	im->img = img;
-	im->len = len;
-	im->fixed = len >= sizeof(*eh) && eh->e_type == ET_EXEC;
-	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
-	    eh->e_machine != EM_X86_64 || eh->e_phentsize != sizeof(Elf64_Phdr) ||
-	    eh->e_phoff > len || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)
-		return -EINVAL;
-	for (i = 0; i < eh->e_phnum; i++) {
-		Elf64_Phdr ph;
-
-		memcpy(&ph, img + eh->e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type != PT_LOAD || im->nsegs == BSSL_MAX_SEGS)
-			continue;
-		if (ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
-			return -EINVAL;
-		im->segs[im->nsegs++] = (struct seg){ph.p_vaddr, ph.p_offset, ph.p_filesz,
-						     (ph.p_flags & PF_X) != 0};
-	}
-	for (i = 0; i < eh->e_phnum; i++) {
-		Elf64_Phdr ph;
-
-		memcpy(&ph, img + eh->e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type == PT_GNU_EH_FRAME)
-			image__eh_frame_hdr(im, ph.p_vaddr, ph.p_memsz);
-	}
-	return im->nsegs ? 0 : -EINVAL;
-}
-
-int bssl__build_id(const uint8_t *img, size_t len, char *out, size_t out_len)
-{
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
-	int i;
-
-	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phentsize != sizeof(Elf64_Phdr) ||
-	    eh->e_phoff > len || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)
-		return -ENOENT;
-	for (i = 0; i < eh->e_phnum; i++) {
-		Elf64_Phdr ph;
-		uint64_t p;
-
-		memcpy(&ph, img + eh->e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type != PT_NOTE || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
-			continue;
-		for (p = ph.p_offset; p + 12 <= ph.p_offset + ph.p_filesz;) {
-			uint32_t nsz, dsz, type, j;
-
-			memcpy(&nsz, img + p, 4);
-			memcpy(&dsz, img + p + 4, 4);
-			memcpy(&type, img + p + 8, 4);
-			uint64_t name = p + 12, desc = name + ((nsz + 3ULL) & ~3ULL);
-
-			if (desc + dsz > ph.p_offset + ph.p_filesz)
-				break;
-			if (type == NT_GNU_BUILD_ID && nsz == 4 && !memcmp(img + name, "GNU", 4) &&
-			    dsz && dsz * 2 + 1 <= out_len) {
-				for (j = 0; j < dsz; j++)
-					snprintf(out + 2 * j, 3, "%02x", img[desc + j]);
-				return 0;
-			}
-			p = desc + ((dsz + 3ULL) & ~3ULL);
-		}
-	}
-	return -ENOENT;
-}
-
-/* ---- finding the functions that report errors from ssl_lib.cc ------------------------------- */
-
-/* Virtual addresses of every "…/ssl/ssl_lib.cc" string (start of the string). */
-static int image__find_names(const struct image *im, uint64_t *out, int max)
-{
-	int i, n = 0;
-
-	for (i = 0; i < im->nsegs && n < max; i++) {
-		const struct seg *s = &im->segs[i];
-		const uint8_t *base = im->img + s->off, *p = base, *end = base + s->filesz;
-
-		if (s->exec)
-			continue;
-		while (n < max && (p = memmem(p, (size_t)(end - p), ssl_lib_name,
-					      sizeof(ssl_lib_name))) != NULL) {
-			const uint8_t *start = p;
-
-			while (start > base && start[-1] != '\0' && p - start < 256)
-				start--;
-			out[n++] = s->vaddr + (uint64_t)(start - base);
-			p += sizeof(ssl_lib_name);
-		}
-	}
-	return n;
-}
-
-static bool ref__matches(const uint8_t *c, uint64_t at, const uint64_t *names, int nnames)
-{
-	int32_t rel;
-	uint32_t imm;
-	int i;
-
-	memcpy(&imm, c + 1, 4);
-	memcpy(&rel, c + 3, 4);
-	for (i = 0; i < nnames; i++) {
-		/* mov $name, %ecx / %edx (non-PIE: the address fits in 32 bits) */
-		if ((c[0] == 0xb9 || c[0] == 0xba) && imm == names[i])
-			return true;
-		/* lea name(%rip), %rcx / %rdx */
-		if (c[0] == 0x48 && c[1] == 0x8d && (c[2] == 0x0d || c[2] == 0x15) &&
-		    at + 7 + (int64_t)rel == names[i])
-			return true;
-	}
-	return false;
-}
-
-/*
- * Non-PIE executables: a memmem for the 4 address bytes (fast, vectorised) instead of looking at
- * every byte, which halves the discovery time of a 250 MB binary.
- */
-static int image__find_imm_refs(const struct image *im, const uint64_t *names, int nnames,
-				uint64_t *refs, int max)
-{
-	int i, k, n = 0;
-
-	for (k = 0; k < nnames; k++) {
-		uint32_t imm = (uint32_t)names[k];
-
-		if (names[k] > UINT32_MAX)
-			continue;
-		for (i = 0; i < im->nsegs; i++) {
-			const struct seg *s = &im->segs[i];
-			const uint8_t *c = im->img + s->off, *p = c + 1, *end = c + s->filesz;
-
-			while (s->exec && n < max && p < end &&
-			       (p = memmem(p, (size_t)(end - p), &imm, 4)) != NULL) {
-				if (p[-1] == 0xb9 || p[-1] == 0xba)
-					refs[n++] = s->vaddr + (uint64_t)(p - 1 - c);
-				p++;
-			}
-		}
-	}
-	return n;
-}
-
-/* Code addresses that may load one of names into the file argument's register. */
-static int image__find_refs(const struct image *im, const uint64_t *names, int nnames,
-			    uint64_t *refs, int max)
-{
-	int i, n = im->fixed ? image__find_imm_refs(im, names, nnames, refs, max) : 0;
-
-	if (n)
-		return n;
-
-	for (i = 0; i < im->nsegs; i++) {
-		const struct seg *s = &im->segs[i];
-		const uint8_t *c = im->img + s->off;
-		uint64_t j;
-
-		if (!s->exec || s->filesz < 8)
-			continue;
-		for (j = 0; j + 8 <= s->filesz && n < max; j++) {
-			if ((c[j] == 0xb9 || c[j] == 0xba || c[j] == 0x48) &&
-			    ref__matches(c + j, s->vaddr + j, names, nnames))
-				refs[n++] = s->vaddr + j;
-		}
-	}
-	return n;
-}
-
-/* A frame-pointer prologue on a 16-byte boundary right after padding or a return. */
-static bool image__prologue_at(const struct image *im, uint64_t a)
-{
-	const uint8_t *p = image__at(im, a - 1, 5);
-
-	return p && (p[0] == 0xcc || p[0] == 0xc3 || p[0] == 0x90) && p[1] == 0x55 &&
-	       p[2] == 0x48 && p[3] == 0x89 && p[4] == 0xe5;
-}
-
-static int image__fn_by_prologue(const struct image *im, uint64_t at, uint64_t *start,
-				 uint64_t *end)
-{
-	uint64_t a, limit = at > BSSL_FN_MAX_BYTES ? at - BSSL_FN_MAX_BYTES : 0;
-
-	for (a = at & ~15ULL; a > limit && !image__prologue_at(im, a); a -= 16)
-		;
-	if (a <= limit)
-		return -ENOENT;
-	*start = a;
-	for (a = *start + 16; a < *start + BSSL_FN_MAX_BYTES && !image__prologue_at(im, a); a += 16)
-		;
-	*end = a;
-	return 0;
-}
-
-static uint64_t eh__start(const struct image *im, uint32_t i)
-{
-	int32_t rel;
-
-	memcpy(&rel, im->ehtab + (size_t)i * 8, 4);
-	return im->eh_vaddr + (int64_t)rel;
-}
-
-static int image__fn_by_eh(const struct image *im, uint64_t at, uint64_t *start, uint64_t *end)
-{
-	uint32_t lo = 0, hi = im->eh_count;
-
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (eh__start(im, mid) <= at)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	if (!im->eh_count || eh__start(im, lo) > at)
-		return -ENOENT;
-	*start = eh__start(im, lo);
-	*end = lo + 1 < im->eh_count ? eh__start(im, lo + 1) : *start + BSSL_FN_MAX_BYTES;
-	if (*end - *start > BSSL_FN_MAX_BYTES)
-		*end = *start + BSSL_FN_MAX_BYTES;
-	return *end > at ? 0 : -ENOENT;
-}
-
-/* ---- decoding one function ------------------------------------------------------------------ */
-
-struct insn_note {
-	uint16_t reg;	  /* register a `mov r32, imm` wrote, X86_REG_INVALID if none */
-	uint32_t imm;
-	uint16_t file_reg; /* the register the file name was loaded into, if this insn did it */
-	bool branch;	   /* a jump, call or return: ends the arguments of a call */
-};
-
-static bool reg__is(uint16_t r, uint16_t r32, uint16_t r64)
-{
-	return r == r32 || r == r64;
-}
-
-static bool insn__loads_name(const cs_insn *in, const uint64_t *names, int nnames, uint16_t *reg)
-{
-	const cs_x86 *x = &in->detail->x86;
-	uint64_t v;
-	int i;
-
-	if (x->op_count != 2 || x->operands[0].type != X86_OP_REG)
-		return false;
-	if (in->id == X86_INS_MOV && x->operands[1].type == X86_OP_IMM)
-		v = (uint64_t)x->operands[1].imm;
-	else if (in->id == X86_INS_LEA && x->operands[1].type == X86_OP_MEM &&
-		 x->operands[1].mem.base == X86_REG_RIP)
-		v = in->address + in->size + (uint64_t)x->operands[1].mem.disp;
-	else
-		return false;
-	for (i = 0; i < nnames; i++) {
-		if (v == names[i]) {
-			*reg = (uint16_t)x->operands[0].reg;
-			return true;
-		}
-	}
-	return false;
-}
-
-static void fn__add_reason(struct bssl_fn *fn, uint32_t reason)
-{
-	uint32_t i;
-
-	for (i = 0; i < fn->nreasons; i++) {
-		if (fn->reasons[i] == reason)
-			return;
-	}
-	if (fn->nreasons < BSSL_FN_REASONS)
-		fn->reasons[fn->nreasons++] = reason;
-}
-
-/*
- * The reason code of an ERR_put_error call: old BoringSSL passes (lib, 0, reason, file, line),
- * the file in rcx and the reason in edx; newer passes (lib, reason, file, line), file in rdx,
- * reason in esi. The arguments are set within a few instructions of each other.
- */
-static void fn__reasons(struct bssl_fn *fn, const struct insn_note *notes, size_t n)
-{
-	size_t i, j;
-
-	for (i = 0; i < n; i++) {
-		uint16_t want, fr = notes[i].file_reg;
-		bool lib = false;
-		int64_t reason = -1;
-		size_t best = SIZE_MAX;
-
-		if (fr == X86_REG_INVALID)
-			continue;
-		want = reg__is(fr, X86_REG_ECX, X86_REG_RCX) ? X86_REG_EDX : X86_REG_ESI;
-		for (j = i > BSSL_REASON_WINDOW ? i - BSSL_REASON_WINDOW : 0;
-		     j < n && j <= i + BSSL_REASON_WINDOW; j++) {
-			size_t dist = j < i ? i - j : j - i;
-
-			/* Arguments of one call: between the branches around the reference. */
-			if (notes[j].branch) {
-				if (j > i)
-					break;
-				lib = false;
-				reason = -1;
-				best = SIZE_MAX;
-				continue;
-			}
-
-			if (notes[j].reg == X86_REG_EDI && notes[j].imm == BSSL_LIB_SSL)
-				lib = true;
-			/* The closest one: a neighbouring call's arguments may be in the window. */
-			if (notes[j].reg == want && dist < best) {
-				reason = notes[j].imm;
-				best = dist;
-			}
-		}
-		if (lib && reason >= 0)
-			fn__add_reason(fn, (uint32_t)reason);
-	}
-}
-
-/* Registers known to hold the first argument (rdi) near the function start, as a bitmask. */
-static bool alias__has(uint64_t set, uint16_t r)
-{
-	return r < 64 && (set >> r) & 1;
-}
-
-static void fn__prologue_insn(struct bssl_fn *fn, const cs_insn *in, uint64_t *alias)
-{
-	const cs_x86 *x = &in->detail->x86;
-	const cs_x86_op *o0 = &x->operands[0], *o1 = &x->operands[1];
-
-	if (fn->quic_disp >= 0)
-		return;
-	if (in->id == X86_INS_CMP && x->op_count == 2 && o0->type == X86_OP_MEM && o0->size == 8 &&
-	    o1->type == X86_OP_IMM && o1->imm == 0 && alias__has(*alias, (uint16_t)o0->mem.base) &&
-	    o0->mem.index == X86_REG_INVALID && o0->mem.disp > 0) {
-		fn->quic_disp = o0->mem.disp;
-		return;
-	}
-	if (in->id == X86_INS_CALL) {
-		*alias &= ~(1ULL << X86_REG_RDI);
-		return;
-	}
-	if (x->op_count == 2 && o0->type == X86_OP_REG && o0->reg < 64) {
-		if (in->id == X86_INS_MOV && o1->type == X86_OP_REG && alias__has(*alias, o1->reg))
-			*alias |= 1ULL << o0->reg;
-		else if (in->id != X86_INS_CMP && in->id != X86_INS_TEST)
-			*alias &= ~(1ULL << o0->reg);
-	}
-}
-
-static bool insn__is_branch(const cs_insn *in)
-{
-	uint8_t i;
-
-	for (i = 0; i < in->detail->groups_count; i++) {
-		uint8_t g = in->detail->groups[i];
-
-		if (g == CS_GRP_JUMP || g == CS_GRP_CALL || g == CS_GRP_RET)
-			return true;
-	}
-	return false;
-}
-
-static void fn__insn(struct bssl_fn *fn, const cs_insn *in, struct insn_note *note,
-		     const uint64_t *names, int nnames)
-{
-	const cs_x86 *x = &in->detail->x86;
-	const cs_x86_op *o0 = &x->operands[0];
-
-	note->reg = X86_REG_INVALID;
-	note->file_reg = X86_REG_INVALID;
-	note->branch = insn__is_branch(in);
-	if (insn__loads_name(in, names, nnames, &note->file_reg))
-		return;
-	if (in->id == X86_INS_MOV && x->op_count == 2 && o0->type == X86_OP_REG &&
-	    x->operands[1].type == X86_OP_IMM) {
-		note->reg = (uint16_t)o0->reg;
-		note->imm = (uint32_t)x->operands[1].imm;
-	} else if (in->id == X86_INS_CALL && x->op_count == 1) {
-		if (o0->type == X86_OP_IMM && fn->ncalls < BSSL_FN_CALLS)
-			fn->calls[fn->ncalls++] = (uint64_t)o0->imm;
-		else if (o0->type == X86_OP_MEM && o0->mem.base != X86_REG_RIP &&
-			 o0->mem.base != X86_REG_INVALID)
-			fn->indirect_call = true;
-	} else if ((in->id == X86_INS_MOV || in->id == X86_INS_ADD || in->id == X86_INS_SUB) &&
-		   x->op_count == 2 && o0->type == X86_OP_MEM && o0->mem.base != X86_REG_RSP &&
-		   o0->mem.base != X86_REG_RBP && o0->mem.base != X86_REG_RIP) {
-		fn->stores++;
-	}
-}
-
-static int fn__decode(csh cs, const struct image *im, struct bssl_fn *fn, const uint64_t *names,
-		      int nnames)
-{
-	size_t size = fn->end - fn->start, n = 0, left;
-	const uint8_t *code, *p;
-	uint64_t addr = fn->start, alias = 1ULL << X86_REG_RDI;
-	struct insn_note *notes;
-	cs_insn *in;
-
-	/* The last function of a segment: its bound guessed past the end. */
-	if (size > image__avail(im, fn->start))
-		size = image__avail(im, fn->start);
-	code = image__at(im, fn->start, size);
-	if (!code || !size)
-		return 0; /* nothing to decode: the function shows no shape */
-	notes = calloc(size, sizeof(*notes));
-	in = cs_malloc(cs);
-	if (!notes || !in) {
-		free(notes);
-		if (in)
-			cs_free(in, 1);
-		return -ENOMEM;
-	}
-	fn->quic_disp = -1;
-	for (p = code, left = size; left;) {
-		/* Undecodable bytes (padding, data): resynchronise on the next byte. */
-		if (!cs_disasm_iter(cs, &p, &left, &addr, in)) {
-			p++, left--, addr++;
-			continue;
-		}
-		if (n < BSSL_PROLOGUE_INSNS)
-			fn__prologue_insn(fn, in, &alias);
-		fn__insn(fn, in, &notes[n++], names, nnames);
-	}
-	fn__reasons(fn, notes, n);
-	cs_free(in, 1);
-	free(notes);
-	return 0;
-}
 
 /* ---- telling the functions apart ------------------------------------------------------------ */
 
-static bool fn__has_reason(const struct bssl_fn *fn, uint32_t reason)
-{
-	uint32_t i;
-
-	for (i = 0; i < fn->nreasons; i++) {
-		if (fn->reasons[i] == reason)
-			return true;
-	}
-	return false;
-}
-
-static bool fn__calls(const struct bssl_fn *fn, uint64_t target)
-{
-	uint32_t i;
-
-	for (i = 0; i < fn->ncalls; i++) {
-		if (fn->calls[i] == target)
-			return true;
-	}
-	return false;
-}
-
-static bool fn__is_write(const struct bssl_fn *fn)
+static bool fn__is_write(const struct shape_fn *fn)
 {
 	return fn->quic_disp >= 0 && fn->indirect_call &&
-	       fn__has_reason(fn, BSSL_R_SHOULD_NOT_HAVE_BEEN_CALLED) &&
-	       fn__has_reason(fn, BSSL_R_UNINITIALIZED) &&
-	       fn__has_reason(fn, BSSL_R_SSL_HANDSHAKE_FAILURE);
+	       shape_fn__has_reason(fn, BSSL_R_SHOULD_NOT_HAVE_BEEN_CALLED) &&
+	       shape_fn__has_reason(fn, BSSL_R_UNINITIALIZED) &&
+	       shape_fn__has_reason(fn, BSSL_R_SSL_HANDSHAKE_FAILURE);
 }
 
 /* Calls a function of fns that reports SSL_R_UNINITIALIZED (ssl_read_impl), other than skip. */
-static bool fn__calls_read_impl(const struct bssl_fn *fn, const struct bssl_fn *fns, int n,
-				const struct bssl_fn *skip)
+static bool fn__calls_read_impl(const struct shape_fn *fn, const struct shape_fn *fns, int n,
+				const struct shape_fn *skip)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
 		if (&fns[i] != skip && fns[i].start != fn->start &&
-		    fn__has_reason(&fns[i], BSSL_R_UNINITIALIZED) && fn__calls(fn, fns[i].start))
+		    shape_fn__has_reason(&fns[i], BSSL_R_UNINITIALIZED) && shape_fn__calls(fn, fns[i].start))
 			return true;
 	}
 	return false;
 }
 
-static bool fn__is_read(const struct bssl_fn *fn, const struct bssl_fn *w,
-			const struct bssl_fn *fns, int n)
+static bool fn__is_read(const struct shape_fn *fn, const struct shape_fn *w,
+			const struct shape_fn *fns, int n)
 {
 	return fn != w && fn->quic_disp == w->quic_disp && fn->nreasons == 1 &&
 	       fn->reasons[0] == BSSL_R_SHOULD_NOT_HAVE_BEEN_CALLED &&
@@ -615,10 +66,10 @@ static bool fn__is_read(const struct bssl_fn *fn, const struct bssl_fn *w,
 }
 
 /* The one function of shape f; with several, SSL_read over SSL_peek: it calls or stores. */
-static const struct bssl_fn *fns__pick_read(const struct bssl_fn *fns, int n,
-					    const struct bssl_fn *w)
+static const struct shape_fn *fns__pick_read(const struct shape_fn *fns, int n,
+					    const struct shape_fn *w)
 {
-	const struct bssl_fn *best = NULL;
+	const struct shape_fn *best = NULL;
 	int i, found = 0, storing = 0;
 
 	for (i = 0; i < n; i++) {
@@ -637,9 +88,9 @@ static const struct bssl_fn *fns__pick_read(const struct bssl_fn *fns, int n,
 	return NULL;
 }
 
-static const struct bssl_fn *fns__pick_write(const struct bssl_fn *fns, int n)
+static const struct shape_fn *fns__pick_write(const struct shape_fn *fns, int n)
 {
-	const struct bssl_fn *w = NULL;
+	const struct shape_fn *w = NULL;
 	int i;
 
 	for (i = 0; i < n; i++) {
@@ -652,34 +103,10 @@ static const struct bssl_fn *fns__pick_write(const struct bssl_fn *fns, int n)
 	return w;
 }
 
-static int fns__collect(const struct image *im, const uint64_t *refs, int nrefs,
-			struct bssl_fn *fns, int max)
-{
-	int i, j, n = 0;
-
-	for (i = 0; i < nrefs && n < max; i++) {
-		uint64_t start, end;
-		int err = im->eh_count ? image__fn_by_eh(im, refs[i], &start, &end)
-				       : image__fn_by_prologue(im, refs[i], &start, &end);
-
-		if (err)
-			continue;
-		for (j = 0; j < n && fns[j].start != start; j++)
-			;
-		if (j < n)
-			continue;
-		memset(&fns[n], 0, sizeof(fns[n]));
-		fns[n].start = start;
-		fns[n].end = end;
-		n++;
-	}
-	return n;
-}
-
-static int bssl__classify(const struct image *im, struct bssl_fn *fns, int n,
+static int bssl__classify(const struct shape_image *im, struct shape_fn *fns, int n,
 			  struct bssl_result *res)
 {
-	const struct bssl_fn *w = fns__pick_write(fns, n), *r;
+	const struct shape_fn *w = fns__pick_write(fns, n), *r;
 
 	if (!w) {
 		res->why = "no unique SSL_write shape";
@@ -692,8 +119,8 @@ static int bssl__classify(const struct image *im, struct bssl_fn *fns, int n,
 	}
 	res->write_vaddr = w->start;
 	res->read_vaddr = r->start;
-	res->write_off = image__file_off(im, w->start);
-	res->read_off = image__file_off(im, r->start);
+	res->write_off = shape__file_off(im, w->start);
+	res->read_off = shape__file_off(im, r->start);
 	if (!res->write_off || !res->read_off) {
 		res->why = "entry outside the file";
 		return -ENOENT;
@@ -702,79 +129,35 @@ static int bssl__classify(const struct image *im, struct bssl_fn *fns, int n,
 	return 0;
 }
 
-static int bssl__decode_all(const struct image *im, const uint64_t *names, int nnames,
-			    struct bssl_fn *fns, int n)
-{
-	csh cs;
-	int i, err = 0;
-
-	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
-		return -ENOMEM;
-	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-	for (i = 0; i < n && !err; i++)
-		err = fn__decode(cs, im, &fns[i], names, nnames);
-	cs_close(&cs);
-	return err;
-}
-
 int bssl__analyse(const uint8_t *img, size_t len, struct bssl_result *res)
 {
-	uint64_t names[8], *refs = NULL;
-	struct bssl_fn *fns = NULL;
-	struct image im;
-	int nnames, nrefs, n, err;
+	struct shape_fn *fns;
+	struct shape_image im;
+	int n, err;
 
 	memset(res, 0, sizeof(*res));
 	res->why = "not an x86-64 ELF";
-	if (image__open(&im, img, len))
+	if (shape__open(&im, img, len))
 		return -EINVAL;
-	res->why = "no BoringSSL ssl_lib.cc";
-	nnames = image__find_names(&im, names, 8);
-	if (!nnames)
-		return -ENOENT;
-	refs = calloc(BSSL_MAX_REFS, sizeof(*refs));
-	fns = calloc(BSSL_MAX_FNS, sizeof(*fns));
-	err = -ENOMEM;
-	if (!refs || !fns)
-		goto out;
-	nrefs = image__find_refs(&im, names, nnames, refs, BSSL_MAX_REFS);
-	n = fns__collect(&im, refs, nrefs, fns, BSSL_MAX_FNS);
-	res->functions = (uint32_t)n;
-	err = bssl__decode_all(&im, names, nnames, fns, n);
-	if (!err)
+	fns = calloc(SHAPE_MAX_FNS, sizeof(*fns));
+	if (!fns)
+		return -ENOMEM;
+	n = shape__functions(&im, "/ssl/ssl_lib.cc", BSSL_LIB_SSL, fns, SHAPE_MAX_FNS);
+	res->why = n == -ENOENT ? "no BoringSSL ssl_lib.cc" : "out of memory";
+	err = n < 0 ? n : 0;
+	if (!err) {
+		res->functions = (uint32_t)n;
 		err = bssl__classify(&im, fns, n, res);
-out:
-	free(refs);
+	}
 	free(fns);
 	return err;
-}
-
-static int file__map(const char *path, const uint8_t **img, size_t *len)
-{
-	struct stat st;
-	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-		close(fd);
-		return -EINVAL;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
-		return -errno;
-	*img = p;
-	*len = (size_t)st.st_size;
-	return 0;
 }
 
 int bssl__analyse_file(const char *path, struct bssl_result *res)
 {
 	const uint8_t *img;
 	size_t len;
-	int err = file__map(path, &img, &len);
+	int err = shape__map_file(path, &img, &len);
 
 	if (err) {
 		memset(res, 0, sizeof(*res));
@@ -840,30 +223,76 @@ static void found__from_cache(struct bssl_found *f, const uint64_t *v)
 	f->res.why = f->err ? "cached: no BoringSSL" : "ok";
 }
 
+/* aws-lc's cache values: the four file offsets, then the four vaddrs; all 0 = no aws-lc. */
+static void found__aead_from_cache(struct bssl_found *f, const uint64_t *v)
+{
+	int i;
+
+	f->aead_err = 0;
+	for (i = 0; i < AWSLC_FNS; i++) {
+		f->aead.off[i] = v[i];
+		f->aead.vaddr[i] = v[AWSLC_FNS + i];
+		if (!v[i])
+			f->aead_err = -ENOENT;
+	}
+	f->aead.why = f->aead_err ? "cached: no aws-lc" : "ok";
+}
+
+/* Both verdicts on an image from the cache: true when both were there. */
+static bool found__cached(struct bssl_worker *w, struct bssl_found *f, const char *key)
+{
+	uint64_t v[DCACHE_VALS], av[DCACHE_VALS];
+
+	if (dcache__get(w->cache_dir, "bssl", key, v, 4) != 1 ||
+	    dcache__get(w->cache_dir, "awslc", key, av, 2 * AWSLC_FNS) != 1)
+		return false;
+	found__from_cache(f, v);
+	found__aead_from_cache(f, av);
+	return true;
+}
+
+/* Only verdicts are cached; an error (ENOMEM, EINVAL) may not repeat. */
+static void found__store(struct bssl_worker *w, const struct bssl_found *f, const char *key)
+{
+	uint64_t v[DCACHE_VALS] = {f->res.write_off, f->res.read_off, f->res.write_vaddr,
+				   f->res.read_vaddr};
+	int i;
+
+	if (f->err != 0 && f->err != -ENOENT)
+		return;
+	if (f->aead_err != 0 && f->aead_err != -ENOENT)
+		return;
+	dcache__put(w->cache_dir, "bssl", key, v, 4);
+	for (i = 0; i < AWSLC_FNS; i++) {
+		v[i] = f->aead.off[i];
+		v[AWSLC_FNS + i] = f->aead.vaddr[i];
+	}
+	dcache__put(w->cache_dir, "awslc", key, v, 2 * AWSLC_FNS);
+}
+
 static void worker__analyse(struct bssl_worker *w, struct bssl_found *f)
 {
-	uint64_t v[DCACHE_VALS], t0 = mono_us();
+	uint64_t t0 = mono_us();
 	char key[DCACHE_KEY_LEN];
 	const uint8_t *img;
 	size_t len;
 
-	f->err = file__map(f->path, &img, &len);
+	f->err = f->aead_err = shape__map_file(f->path, &img, &len);
 	if (f->err) {
-		f->res.why = "cannot map the file";
+		f->res.why = f->aead.why = "cannot map the file";
 		return;
 	}
 	dcache__key(img, len, key, sizeof(key));
-	if (dcache__get(w->cache_dir, "bssl", key, v, DCACHE_VALS) == 1) {
-		found__from_cache(f, v);
-	} else {
+	if (!found__cached(w, f, key)) {
 		f->err = bssl__analyse(img, len, &f->res);
-		/* Only verdicts are cached; an error (ENOMEM, EINVAL) may not repeat. */
-		if (f->err == 0 || f->err == -ENOENT) {
-			uint64_t nv[DCACHE_VALS] = {f->res.write_off, f->res.read_off,
-						    f->res.write_vaddr, f->res.read_vaddr};
-
-			dcache__put(w->cache_dir, "bssl", key, nv, DCACHE_VALS);
+		/* A file with BoringSSL's TLS seals its records with EVP_AEAD too: probe it once. */
+		if (f->err == 0) {
+			f->aead_err = -ENOENT;
+			f->aead.why = "BoringSSL's own TLS";
+		} else {
+			f->aead_err = awslc__analyse(img, len, &f->aead);
 		}
+		found__store(w, f, key);
 	}
 	munmap((void *)img, len);
 	f->took_us = mono_us() - t0;
@@ -917,22 +346,19 @@ struct bssl_worker *bssl_worker__new(const char *cache_dir, bool verbose)
 
 int bssl_worker__lookup(struct bssl_worker *w, const char *path, struct bssl_found *out)
 {
-	uint64_t v[DCACHE_VALS], t0 = mono_us();
+	uint64_t t0 = mono_us();
 	char key[DCACHE_KEY_LEN];
 	const uint8_t *img;
 	size_t len;
-	int hit;
 
-	if (!w->cache_dir || file__map(path, &img, &len))
+	if (!w->cache_dir || shape__map_file(path, &img, &len))
 		return 0;
 	dcache__key(img, len, key, sizeof(key));
 	munmap((void *)img, len);
-	hit = dcache__get(w->cache_dir, "bssl", key, v, DCACHE_VALS);
-	if (hit != 1)
-		return 0;
 	memset(out, 0, sizeof(*out));
+	if (!found__cached(w, out, key))
+		return 0;
 	snprintf(out->path, sizeof(out->path), "%s", path);
-	found__from_cache(out, v);
 	out->took_us = mono_us() - t0;
 	return 1;
 }
@@ -1053,6 +479,11 @@ static struct bssl_gate_slot *gate__slot(struct bssl_gate *g, uint32_t pid, uint
 	return NULL;
 }
 
+static const char *gate__library(const struct tt_data_event *d)
+{
+	return d->hdr.source == TT_SRC_RUSTLS ? "rustls" : "BoringSSL";
+}
+
 /*
  * A connection not yet verified: its record passes, and verifies it, when it starts an HTTP
  * request. Anything else is held back (dropped, counted) but not held against it: probes
@@ -1074,17 +505,19 @@ static bool gate__judge(struct bssl_gate *g, struct bssl_gate_slot *s,
 			g->held_conns++;
 			if (g->verbose)
 				fprintf(stderr,
-					"tokentap: BoringSSL connection %#llx of pid %u: held back "
-					"until an HTTP request starts\n",
-					(unsigned long long)d->hdr.conn_id, d->hdr.pid);
+					"tokentap: %s connection %#llx of pid %u: held back until "
+					"an HTTP request starts\n",
+					gate__library(d), (unsigned long long)d->hdr.conn_id,
+					d->hdr.pid);
 		}
 		s->state = BSSL_GATE_WAITING;
 		return false;
 	}
 	g->verified++;
 	if (g->verbose)
-		fprintf(stderr, "tokentap: BoringSSL connection %#llx of pid %u verified: an HTTP "
-			"request\n", (unsigned long long)d->hdr.conn_id, d->hdr.pid);
+		fprintf(stderr, "tokentap: %s connection %#llx of pid %u verified: an HTTP "
+			"request\n", gate__library(d), (unsigned long long)d->hdr.conn_id,
+			d->hdr.pid);
 	s->state = BSSL_GATE_VERIFIED;
 	return true;
 }

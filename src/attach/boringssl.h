@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "attach/awslc.h"
+
 /* Reason codes BoringSSL passes to ERR_put_error (stable values of its public ssl.h / err.h). */
 #define BSSL_R_SHOULD_NOT_HAVE_BEEN_CALLED 66 /* ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED: QUIC */
 #define BSSL_R_SSL_HANDSHAKE_FAILURE 215      /* SSL_R_SSL_HANDSHAKE_FAILURE */
@@ -36,8 +38,6 @@ int bssl__analyse(const uint8_t *img, size_t len, struct bssl_result *res);
 int bssl__analyse_file(const char *path, struct bssl_result *res);
 /* The cheap pre-check done on the hot path: big enough, an x86-64 ELF executable or library. */
 bool bssl__worth_analysing(const char *path, const struct stat *st);
-/* The GNU build id of an ELF image as lowercase hex into out (>= 41 bytes); 0 or -ENOENT. */
-int bssl__build_id(const uint8_t *img, size_t len, char *out, size_t out_len);
 
 /* ---- off the hot path ------------------------------------------------------------------------ */
 
@@ -45,6 +45,8 @@ struct bssl_found {
 	char path[4096];
 	struct bssl_result res;
 	int err;	   /* 0 found, -ENOENT not BoringSSL, other -errno */
+	struct awslc_result aead; /* aws-lc's AEAD entry points (rustls), looked for without BoringSSL */
+	int aead_err;		  /* 0 found, -ENOENT none, other -errno */
 	bool from_cache;
 	uint64_t took_us;  /* wall time of the analysis (or cache lookup) */
 };

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "attach/boringssl.h"
+#include "attach/codeshape.h"
 #include "attach/discovery_cache.h"
 
 #define DCACHE_MAGIC "tokentap-discovery 1"
@@ -47,7 +47,7 @@ void dcache__key(const uint8_t *img, size_t len, char *key, size_t key_len)
 {
 	char id[130];
 
-	if (bssl__build_id(img, len, id, sizeof(id)) == 0)
+	if (shape__build_id(img, len, id, sizeof(id)) == 0)
 		snprintf(key, key_len, "%s-%zu", id, len);
 	else
 		snprintf(key, key_len, "h%016" PRIx64 "-%zu", image__sampled_hash(img, len), len);

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define DCACHE_MAX 256
-#define DCACHE_VALS 4
+#define DCACHE_VALS 8
 #define DCACHE_KEY_LEN 96
 
 /* The key of an image: "<build id hex>-<size>" or "h<sampled hash>-<size>". */

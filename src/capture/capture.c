@@ -19,6 +19,7 @@
 
 #include "tokentap_abi.h"
 #include "attach/attach.h"
+#include "capture/aead_bind.h"
 #include "capture/capture.h"
 #include "tokentap.skel.h"
 
@@ -79,6 +80,7 @@ struct capture {
 	struct tokentap_bpf *skel;
 	struct ring_buffer *rb;
 	struct attach *attach;
+	struct aead_bind aead_bind; /* rustls records to their sockets' connections */
 	struct cap_sink sink;
 	struct bpf_link *links[CAPTURE_LINKS_MAX]; /* socket and process programs */
 	int nlinks;
@@ -347,24 +349,16 @@ static int capture__pick_rung(struct capture *c, const struct capture_opts *opts
 
 /* ---- records -------------------------------------------------------------------------------- */
 
-static int capture__on_record(void *ctx, void *data, size_t size)
+/* A record on to the parsers, once records of code-shape guesses are trusted. */
+static int capture__deliver(void *ctx, const void *data, size_t size)
 {
 	struct capture *c = ctx;
 	struct tt_event_hdr h;
 	struct tt_data_event d;
 
-	c->events++;
-	if (size < sizeof(h)) {
-		c->malformed++;
-		return 0;
-	}
 	memcpy(&h, data, sizeof(h));
-	/* Attach before the sink sees the exec, so the new image is covered as early as we can. */
-	if (h.kind == TT_EV_EXEC)
-		attach__on_exec_at(c->attach, h.pid, h.ts_ns);
-	else if (h.kind == TT_EV_EXIT)
-		attach__on_exit(c->attach, h.pid);
-	if (h.source == TT_SRC_BORINGSSL && !attach__record_trusted(c->attach, data, size))
+	if ((h.source == TT_SRC_BORINGSSL || h.source == TT_SRC_RUSTLS) &&
+	    !attach__record_trusted(c->attach, data, size))
 		return 0;
 	if (capture__dispatch_record(data, size, &c->sink)) {
 		c->malformed++;
@@ -379,6 +373,32 @@ static int capture__on_record(void *ctx, void *data, size_t size)
 		}
 	}
 	return 0;
+}
+
+static int capture__on_record(void *ctx, void *data, size_t size)
+{
+	struct capture *c = ctx;
+	struct tt_event_hdr h;
+
+	c->events++;
+	if (size < sizeof(h)) {
+		c->malformed++;
+		return 0;
+	}
+	memcpy(&h, data, sizeof(h));
+	/* Attach before the sink sees the exec, so the new image is covered as early as we can. */
+	if (h.kind == TT_EV_EXEC) {
+		attach__on_exec_at(c->attach, h.pid, h.ts_ns);
+	} else if (h.kind == TT_EV_EXIT) {
+		attach__on_exit(c->attach, h.pid);
+		aead_bind__on_exit(&c->aead_bind, h.pid);
+	}
+	if (h.source == TT_SRC_RUSTLS) {
+		if (aead_bind__record(&c->aead_bind, data, size, capture__deliver, c) == -EINVAL)
+			c->malformed++;
+		return 0;
+	}
+	return capture__deliver(c, data, size);
 }
 
 static int capture__attach_tls(struct capture *c)
@@ -398,6 +418,9 @@ static int capture__attach_tls(struct capture *c)
 	    .go = {s->progs.uprobe_go_tls_write, s->progs.uprobe_go_tls_write_ret,
 		   s->progs.uprobe_go_tls_read, s->progs.uprobe_go_tls_read_ret,
 		   s->progs.uprobe_go_tls_close},
+	    .aead = {{s->progs.uprobe_aead_seal, s->progs.uprobe_aead_seal_scatter,
+		      s->progs.uprobe_aead_open, s->progs.uprobe_aead_open_gather},
+		     s->progs.uretprobe_aead_open},
 	};
 
 	if (!c->classic_probes) {
@@ -693,6 +716,7 @@ void capture__close(struct capture *c)
 		return;
 	/* Probes first, so nothing writes into the buffer we are about to free. */
 	attach__free(c->attach);
+	aead_bind__free(&c->aead_bind);
 	c->attach = NULL;
 	ring_buffer__free(c->rb);
 	c->rb = NULL;

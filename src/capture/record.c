@@ -54,7 +54,7 @@ _Static_assert(TT_DROP__COUNT <= 8, "capture_stats.drops has room for every drop
 _Static_assert(TT_SRC_OPENSSL == 1 && TT_SRC_PLAINTEXT == 2 && TT_SRC_GNUTLS == 3,
 	       "tt_tls_source values used by llm.c and span.c");
 _Static_assert(TT_SRC_GO == 4, "tt_tls_source value used by span.c");
-_Static_assert(TT_SRC_BORINGSSL == 5, "tt_tls_source value used by span.c");
+_Static_assert(TT_SRC_BORINGSSL == 5 && TT_SRC_RUSTLS == 6, "tt_tls_source values used by span.c");
 _Static_assert(TT_DIR_WRITE == (int)CAP_DIR_WRITE && TT_DIR_READ == (int)CAP_DIR_READ,
 	       "tt_direction and cap_dir agree");
 

@@ -95,6 +95,7 @@ struct llm_ex {
 	struct llm_extract x;
 	struct llm_call call;
 	struct llm_chunks chunks;
+	uint64_t stream_end_ns; /* when the stream's terminal event arrived; 0 not yet */
 };
 
 struct llm_conn {
@@ -683,6 +684,22 @@ static void llm__emit(struct llm_ex *ex)
 	llm__ex_free(ex);
 }
 
+/* The providers' last event of a complete stream; Gemini has none (its stream just ends). */
+static bool sse__is_terminal(const struct sse_event *ev)
+{
+	static const char *const names[] = {"message_stop", "response.completed",
+					    "response.incomplete", "response.failed"};
+	size_t i;
+
+	if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6))
+		return true;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (ev->event_len == strlen(names[i]) && !memcmp(ev->event, names[i], ev->event_len))
+			return true;
+	}
+	return false;
+}
+
 static void llm__on_event(void *ctx, const struct sse_event *ev, uint64_t ts_ns)
 {
 	struct llm_ex *ex = ctx;
@@ -690,6 +707,8 @@ static void llm__on_event(void *ctx, const struct sse_event *ev, uint64_t ts_ns)
 
 	if (!ex->call.first_chunk_ns)
 		ex->call.first_chunk_ns = ts_ns;
+	if (sse__is_terminal(ev))
+		ex->stream_end_ns = ts_ns;
 	if (!ev->data_len || (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)))
 		return;
 	llm__chunk(ex, ts_ns);
@@ -1037,6 +1056,16 @@ static void llm__on_abort(void *handle, enum http_abort_reason why, uint64_t ts_
 	if (!ex)
 		return;
 	llm__finish_request(ex, false);
+	/*
+	 * A client may stop reading once the stream's terminal event is in (Codex leaves the last
+	 * chunk of a chunked body unread and drops the connection): the call was complete then.
+	 */
+	if (why == HTTP_ABORT_CONN_CLOSED && ex->mode == LLM_RESP_SSE && ex->stream_end_ns) {
+		ex->call.end_ns = ex->stream_end_ns;
+		llm__finish_response(ex, true);
+		llm__emit(ex);
+		return;
+	}
 	ex->call.end_ns = ts_ns;
 	llm__finish_response(ex, false);
 	/* An HTTP error status says more than how the connection ended afterwards. */

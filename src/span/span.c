@@ -212,6 +212,8 @@ static void span__add_transport(struct span *s, const struct llm_call *c)
 		ADD_STR(s, "tokentap.tls.library", "go");
 	else if (c->tls_source == 5) /* TT_SRC_BORINGSSL: found by code shape */
 		ADD_STR(s, "tokentap.tls.library", "boringssl");
+	else if (c->tls_source == 6) /* TT_SRC_RUSTLS: aws-lc's AEAD found by code shape */
+		ADD_STR(s, "tokentap.tls.library", "rustls");
 	add_if_set(s, "tokentap.provider.detected_by", c->detected_by);
 	add_if_set(s, "tokentap.http2.error_code", c->http2_error_code);
 	add_if_set(s, "tokentap.http2.error_sender", c->http2_error_sender);
