@@ -17,6 +17,7 @@
 #include "tt_test.h"
 
 #include "attach/boringssl.h"
+#include "attach/codeshape.h"
 #include "attach/discovery_cache.h"
 #include "tokentap_abi.h"
 
@@ -447,7 +448,7 @@ TEST(cache_key_uses_build_id)
 	put_phdr(img, 0, PT_NOTE, PF_R, 0x100, 0x100, 20);
 	memcpy(img + 0x100, note, sizeof(note));
 	memcpy(img + 0x10c, "GNU\0\xde\xad\xbe\xef", 8);
-	CHECK_EQ_INT(bssl__build_id(img, sizeof(img), id, sizeof(id)), 0);
+	CHECK_EQ_INT(shape__build_id(img, sizeof(img), id, sizeof(id)), 0);
 	CHECK_EQ_STR(id, "deadbeef");
 	dcache__key(img, sizeof(img), key, sizeof(key));
 	CHECK_EQ_STR(key, "deadbeef-512");
