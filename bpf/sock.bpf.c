@@ -54,7 +54,6 @@ static __always_inline bool aead__wants(__u64 id, __u32 dir)
  */
 static __always_inline void aead__learn(struct sock *sk, __u64 id, __u32 dir)
 {
-	struct conn_state *st;
 	__u64 *pending, ctx, v = (__u64)sk;
 
 	if (dir == TT_DIR_READ) {
@@ -67,9 +66,7 @@ static __always_inline void aead__learn(struct sock *sk, __u64 id, __u32 dir)
 		return;
 	ctx = *pending;
 	bpf_map_delete_elem(&aead_tx_pending, &id);
-	st = conn__get(id >> 32, ctx);
-	if (st && !st->sock_reported)
-		sock__report(id, ctx, TT_SRC_RUSTLS, sk, st);
+	aead__bind(id, ctx, TT_DIR_WRITE, sk);
 }
 
 static __always_inline int sock__learn(struct sock *sk, __u32 dir)

@@ -617,6 +617,7 @@ static __always_inline int aead__seal(__u64 conn, __u64 in, __u64 in_len, __u64 
 		n = aead__inner_len(in, in_len, &type);
 	if (type != TLS_CONTENT_APPLICATION_DATA)
 		return 0;
+	/* Every record: its socket write checks the context still runs on the socket it did. */
 	bpf_map_update_elem(&aead_tx_pending, &id, &conn, BPF_ANY);
 	aead__emit(id, conn, TT_DIR_WRITE, in, n, bpf_ktime_get_ns());
 	return 0;
@@ -671,14 +672,16 @@ static __always_inline int aead__open_enter(struct pt_regs *ctx, __u64 out, __u6
 	return 0;
 }
 
-/* The socket the thread last read names the connection: reported before its first record. */
+/*
+ * The socket the thread last read names the connection: reported before its first record, and
+ * again if it changes (a freed context's address reused by a new connection).
+ */
 static __always_inline void aead__report_rx_sock(__u64 id, __u64 conn)
 {
-	struct conn_state *st = conn__get(id >> 32, conn);
 	__u64 *sk = bpf_map_lookup_elem(&aead_rx_sock, &id);
 
-	if (st && sk && !st->sock_reported)
-		sock__report(id, conn, TT_SRC_RUSTLS, (struct sock *)*sk, st);
+	if (sk)
+		aead__bind(id, conn, TT_DIR_READ, (struct sock *)*sk);
 }
 
 static __always_inline int aead__open_return(struct pt_regs *ctx)

@@ -108,6 +108,8 @@ struct conn_state {
 	__u8 verdict;	     /* enum conn_verdict */
 	__u8 pending;	     /* enum conn_pending */
 	__u16 _pad;
+	__u64 sock;	     /* the struct sock * last reported (rustls: checked on every record,
+			      * since a freed context's address comes back for a new connection) */
 };
 
 /* key: {tgid, SSL*}, value: stream positions of that connection. */
@@ -260,6 +262,20 @@ struct {
 	__type(value, __u64); /* an EVP_AEAD_CTX that sealed a record whose socket is not known */
 } aead_tx_pending SEC(".maps") __weak;
 
+/* A rustls connection: its process (the close, plain.bpf.c, may run in softirq) and contexts. */
+struct aead_sock {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ctx[2]; /* the EVP_AEAD_CTX of each direction last bound, by enum tt_direction */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct aead_sock);
+} aead_socks SEC(".maps") __weak;
+
 /* Sends TT_EV_SOCK: connection conn of the current process runs on sk. */
 static __always_inline void sock__report(__u64 id, __u64 conn, __u32 source, struct sock *sk,
 					 struct conn_state *st)
@@ -275,7 +291,29 @@ static __always_inline void sock__report(__u64 id, __u64 conn, __u32 source, str
 	ev.family = family;
 	sock__read_addrs(&ev, sk);
 	st->sock_reported = 1;
+	st->sock = (__u64)sk;
 	control__emit(&ev, sizeof(ev));
+}
+
+/*
+ * A rustls context of direction dir runs on sk: reported when new or changed, and remembered
+ * with the socket so its close forgets the context's state (its address will come back).
+ */
+static __always_inline void aead__bind(__u64 id, __u64 ctx, __u32 dir, struct sock *sk)
+{
+	struct conn_state *st = conn__get(id >> 32, ctx);
+	struct aead_sock as = {}, *old;
+	__u64 key = (__u64)sk;
+
+	if (!st || st->sock == key)
+		return;
+	sock__report(id, ctx, TT_SRC_RUSTLS, sk, st);
+	old = bpf_map_lookup_elem(&aead_socks, &key);
+	if (old)
+		as = *old;
+	as.tgid = id >> 32;
+	as.ctx[dir & 1] = ctx;
+	bpf_map_update_elem(&aead_socks, &key, &as, BPF_ANY);
 }
 
 #endif /* TOKENTAP_BPF_H */

@@ -325,6 +325,10 @@ static void pipeline__publish_metrics(struct pipeline *p, const struct capture_s
 	h.exec_attaches = cs->exec_attaches;
 	h.exec_window_last_us = cs->exec_window_last_ns / 1000;
 	h.exec_window_max_us = cs->exec_window_max_ns / 1000;
+	h.code_shape_files = cs->code_shape_files;
+	h.code_shape_verified = cs->code_shape_verified;
+	h.code_shape_held_bytes = cs->code_shape_held_bytes;
+	h.rustls_unbound_records = cs->rustls_unbound_records;
 	h.conns_open = ns.open;
 	h.gaps = ns.gaps;
 	h.gap_bytes = ns.gap_bytes;
@@ -504,6 +508,12 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		(unsigned long long)cs.exec_window_last_ns / 1000,
 		(unsigned long long)cs.exec_window_max_ns / 1000,
 		(unsigned long long)cs.exec_window_avg_ns / 1000);
+	fprintf(stderr,
+		" code_shape_files=%u code_shape_verified=%llu code_shape_held_bytes=%llu"
+		" rustls_unbound_records=%llu",
+		cs.code_shape_files, (unsigned long long)cs.code_shape_verified,
+		(unsigned long long)cs.code_shape_held_bytes,
+		(unsigned long long)cs.rustls_unbound_records);
 	for (int i = 0; i < p->n_exporters; i++) {
 		struct export_stats es = {};
 

@@ -1325,6 +1325,10 @@ void attach__stats(const struct attach *a, struct attach_stats *st)
 	st->exec_window_last_ns = a->window_last_ns;
 	st->exec_window_max_ns = a->window_max_ns;
 	st->exec_window_avg_ns = a->exec_attaches ? a->window_sum_ns / a->exec_attaches : 0;
+	for (uint32_t i = 0; i < a->nfiles; i++)
+		st->code_shape_files += strstr(a->files[i].method ?: "", "-code") != NULL;
+	st->code_shape_verified = a->bssl_gate.verified;
+	st->code_shape_held_bytes = a->bssl_gate.held_bytes;
 }
 
 bool attach__record_trusted(struct attach *a, const void *rec, size_t size)

@@ -68,6 +68,10 @@ struct attach_stats {
 	uint64_t exec_attaches;
 	uint64_t needed_attaches; /* of those, found through DT_NEEDED before the loader mapped */
 	uint64_t exec_window_last_ns, exec_window_max_ns, exec_window_avg_ns;
+	/* Files whose entry points were found by code shape (attach/boringssl.c, awslc.c), and the
+	 * live-traffic gate their connections pass: verified by an HTTP request, or held back. */
+	uint32_t code_shape_files;
+	uint64_t code_shape_verified, code_shape_held_bytes;
 };
 
 #define ATTACH_MAX_FILES_DEFAULT 512

@@ -19,9 +19,10 @@ struct aead_binding {
 	struct aead_binding *next;
 	uint32_t pid;
 	uint64_t id;	  /* EVP_AEAD_CTX (bindings) or struct sock * (socks) */
-	uint64_t sock;	  /* bindings: the socket */
-	uint64_t base[2]; /* bindings: the socket's positions where this context's began */
-	uint64_t end[2];  /* socks: the end of what was delivered per direction */
+	uint64_t sock;	    /* bindings: the socket */
+	int64_t shift[2];   /* bindings: socket position - context position, per direction */
+	uint64_t ctx_end[2]; /* bindings: end of what the context delivered, its own positions */
+	uint64_t end[2];    /* socks: the end of what was delivered per direction */
 };
 
 struct aead_held {
@@ -162,7 +163,7 @@ static int held__push(struct aead_bind *b, const void *rec, size_t size)
 /* ---- rewriting -------------------------------------------------------------------------------- */
 
 /* A record of a bound context as the socket's connection; copies into buf (>= size bytes). */
-static void record__rebind(struct aead_bind *b, const struct aead_binding *bd, uint8_t *buf,
+static void record__rebind(struct aead_bind *b, struct aead_binding *bd, uint8_t *buf,
 			   size_t size)
 {
 	struct tt_event_hdr *h = (struct tt_event_hdr *)buf;
@@ -174,7 +175,9 @@ static void record__rebind(struct aead_bind *b, const struct aead_binding *bd, u
 		struct tt_data_event *ev = (struct tt_data_event *)buf;
 
 		d = ev->hdr.dir & 1;
-		ev->seq += bd->base[d];
+		if (ev->seq + ev->data_len > bd->ctx_end[d])
+			bd->ctx_end[d] = ev->seq + ev->data_len;
+		ev->seq += (uint64_t)bd->shift[d];
 		if (s && ev->seq + ev->data_len > s->end[d])
 			s->end[d] = ev->seq + ev->data_len;
 	} else if ((h->kind == TT_EV_SYNC || h->kind == TT_EV_IGNORE) &&
@@ -184,14 +187,14 @@ static void record__rebind(struct aead_bind *b, const struct aead_binding *bd, u
 
 		/* A context runs one direction: the other's position is the socket's. */
 		for (d = 0; d < 2; d++) {
-			*pos[d] = *pos[d] ? *pos[d] + bd->base[d] : (s ? s->end[d] : 0);
+			*pos[d] = *pos[d] ? *pos[d] + (uint64_t)bd->shift[d] : (s ? s->end[d] : 0);
 			if (s && *pos[d] > s->end[d])
 				s->end[d] = *pos[d];
 		}
 	}
 }
 
-static int record__deliver(struct aead_bind *b, const struct aead_binding *bd, const void *rec,
+static int record__deliver(struct aead_bind *b, struct aead_binding *bd, const void *rec,
 			   size_t size, aead_emit_fn emit, void *ctx)
 {
 	uint8_t *buf = malloc(size);
@@ -207,7 +210,7 @@ static int record__deliver(struct aead_bind *b, const struct aead_binding *bd, c
 }
 
 /* The context's held records, in order, now that its socket is known. */
-static void held__flush(struct aead_bind *b, const struct aead_binding *bd, aead_emit_fn emit,
+static void held__flush(struct aead_bind *b, struct aead_binding *bd, aead_emit_fn emit,
 			void *ctx)
 {
 	struct aead_held **pp = &b->head, *h, *prev = NULL;
@@ -236,21 +239,23 @@ static int bind__sock(struct aead_bind *b, const struct tt_sock_event *ev, aead_
 	struct tt_sock_event out = *ev;
 	bool new_sock = !s;
 
-	if (bd)
-		return 0; /* bound already: the kernel reports a context once */
+	if (bd && bd->sock == ev->sock_cookie)
+		return 0;
 	if (!s) {
 		s = table__add(&b->socks, &b->nsocks, ev->hdr.pid,
 			       ev->sock_cookie);
 		if (!s)
 			return -ENOMEM;
 	}
-	bd = table__add(&b->bindings, &b->nbindings, ev->hdr.pid,
-			ev->hdr.conn_id);
+	/* A context on another socket: its address was freed and reused by a new connection. */
+	if (!bd)
+		bd = table__add(&b->bindings, &b->nbindings, ev->hdr.pid, ev->hdr.conn_id);
 	if (!bd)
 		return -ENOMEM;
+	/* The context's next byte continues the socket's stream in its direction. */
 	bd->sock = ev->sock_cookie;
-	bd->base[0] = s->end[0];
-	bd->base[1] = s->end[1];
+	bd->shift[0] = (int64_t)(s->end[0] - bd->ctx_end[0]);
+	bd->shift[1] = (int64_t)(s->end[1] - bd->ctx_end[1]);
 	b->bound++;
 	if (new_sock) {
 		out.hdr.conn_id = ev->sock_cookie;
@@ -258,6 +263,47 @@ static int bind__sock(struct aead_bind *b, const struct tt_sock_event *ev, aead_
 	}
 	held__flush(b, bd, emit, ctx);
 	return 0;
+}
+
+/* The socket's bindings go: a context value may come back for another connection. */
+static void bind__forget_sock(struct aead_bind *b, uint32_t pid, uint64_t sock)
+{
+	uint32_t i;
+
+	for (i = 0; b->bindings && i < AEAD_BUCKETS; i++) {
+		struct aead_binding **pp = &b->bindings[i], *e;
+
+		while ((e = *pp)) {
+			if (e->pid == pid && e->sock == sock) {
+				*pp = e->next;
+				free(e);
+				b->nbindings--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+/* TT_EV_CLOSE of a socket (conn_id is the socket already): its final positions, then gone. */
+static int bind__close(struct aead_bind *b, const struct tt_close_event *ev, aead_emit_fn emit,
+		       void *ctx)
+{
+	struct aead_binding **pp, *s;
+	struct tt_close_event out = *ev;
+
+	s = table__find(b->socks, ev->hdr.pid, ev->hdr.conn_id);
+	if (!s)
+		return 0; /* never bound: nothing of it went on */
+	out.write_seq = s->end[TT_DIR_WRITE];
+	out.read_seq = s->end[TT_DIR_READ];
+	bind__forget_sock(b, ev->hdr.pid, ev->hdr.conn_id);
+	for (pp = &b->socks[bucket__of(s->pid, s->id)]; *pp != s; pp = &(*pp)->next)
+		;
+	*pp = s->next;
+	free(s);
+	b->nsocks--;
+	return emit(ctx, &out, sizeof(out));
 }
 
 int aead_bind__record(struct aead_bind *b, const void *rec, size_t size, aead_emit_fn emit,
@@ -277,6 +323,14 @@ int aead_bind__record(struct aead_bind *b, const void *rec, size_t size, aead_em
 			return -EINVAL;
 		memcpy(&ev, rec, sizeof(ev));
 		return bind__sock(b, &ev, emit, ctx);
+	}
+	if (h.kind == TT_EV_CLOSE) {
+		struct tt_close_event ev;
+
+		if (size < sizeof(ev))
+			return -EINVAL;
+		memcpy(&ev, rec, sizeof(ev));
+		return bind__close(b, &ev, emit, ctx);
 	}
 	bd = table__find(b->bindings, h.pid, h.conn_id);
 	if (bd)

@@ -12,6 +12,9 @@
  * thread). Bounded: at most AEAD_HELD_BYTES held; a record held longer than AEAD_HELD_NS or
  * pushed out by the bound is dropped and counted, and its connection's positions move past it
  * (a gap the parsers report), never a silently wrong span.
+ *
+ * TT_EV_CLOSE of TT_SRC_RUSTLS carries the socket itself (the kernel saw it reach TCP_CLOSE): it
+ * goes on with the socket's final positions, and the socket's bindings are forgotten.
  */
 #ifndef TOKENTAP_CAPTURE_AEAD_BIND_H
 #define TOKENTAP_CAPTURE_AEAD_BIND_H

@@ -707,7 +707,11 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 		st->exec_window_last_ns = as.exec_window_last_ns;
 		st->exec_window_max_ns = as.exec_window_max_ns;
 		st->exec_window_avg_ns = as.exec_window_avg_ns;
+		st->code_shape_files = as.code_shape_files;
+		st->code_shape_verified = as.code_shape_verified;
+		st->code_shape_held_bytes = as.code_shape_held_bytes;
 	}
+	st->rustls_unbound_records = c->aead_bind.dropped_records;
 }
 
 void capture__close(struct capture *c)

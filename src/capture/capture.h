@@ -128,6 +128,10 @@ struct capture_stats {
 	uint64_t attach_refusals, attach_detaches;
 	uint64_t exec_attaches, needed_attaches;
 	uint64_t exec_window_last_ns, exec_window_max_ns, exec_window_avg_ns;
+	/* Code-shape attachments (BoringSSL, aws-lc under rustls) and their connections' gate. */
+	uint32_t code_shape_files;
+	uint64_t code_shape_verified, code_shape_held_bytes;
+	uint64_t rustls_unbound_records; /* rustls records dropped: their socket never known */
 };
 
 struct capture;

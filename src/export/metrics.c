@@ -132,6 +132,18 @@ const struct health_def health_defs[] = {
 	{ "tokentap.processes.traced", "tokentap_traced_processes", "{process}",
 	  "Processes with captured TLS or plain HTTP traffic on a connection tracked now", true,
 	  H(traced_processes) },
+	{ "tokentap.attach.code_shape_files", "tokentap_attach_code_shape_files", "{file}",
+	  "Attached files whose TLS entry points were found by code shape, not symbols", true,
+	  H(code_shape_files), true },
+	{ "tokentap.attach.code_shape.verified", "tokentap_code_shape_connections_verified_total",
+	  "{connection}", "Connections of code-shape probes trusted once an HTTP request started",
+	  false, H(code_shape_verified) },
+	{ "tokentap.attach.code_shape.held_bytes", "tokentap_code_shape_held_bytes_total", "By",
+	  "Bytes of code-shape probes held back: their connection showed no HTTP request yet",
+	  false, H(code_shape_held_bytes) },
+	{ "tokentap.rustls.unbound_records", "tokentap_rustls_unbound_records_total", "{event}",
+	  "rustls records dropped because the socket they travel on never became known", false,
+	  H(rustls_unbound_records) },
 };
 const size_t n_health_defs = sizeof(health_defs) / sizeof(health_defs[0]);
 

@@ -99,6 +99,8 @@ struct metrics_health {
 	uint64_t attach_refusals, attach_detaches, exec_attaches;
 	uint64_t exec_window_last_us, exec_window_max_us; /* exec -> probes attached */
 	uint64_t traced_processes; /* processes with captured traffic (a tracked connection) now */
+	uint32_t code_shape_files; /* attached by code shape: stripped BoringSSL, aws-lc (rustls) */
+	uint64_t code_shape_verified, code_shape_held_bytes, rustls_unbound_records;
 	struct metrics_exporter_health exporters[METRICS_MAX_EXPORTERS];
 	int n_exporters;
 };
