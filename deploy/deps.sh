@@ -42,12 +42,12 @@ if [ -n "${TOKENTAP_TEST_DEPS:-}" ] && [ -f tests/e2e/package.json ]; then
 		touch tests/e2e/node_modules
 	fi
 fi
-# Agents with their own TLS for test_agents.py (126 MB download, 13 s here; binaries from the
-# platform packages, so no install script runs).
+# Agents with their own TLS for test_agents.py: Bun, Claude Code, Codex CLI (293 MB download,
+# 167 MB of it Codex; binaries from the platform packages, so no install script runs).
 if [ -n "${TOKENTAP_TEST_DEPS:-}" ] && [ -f tests/e2e/agents/package.json ]; then
 	if [ ! -d tests/e2e/agents/node_modules ] ||
 	   [ tests/e2e/agents/package.json -nt tests/e2e/agents/node_modules ]; then
-		echo "tokentap: installing the agents the e2e tests trace (Bun, Claude Code)" >&2
+		echo "tokentap: installing the agents the e2e tests trace (Bun, Claude Code, Codex)" >&2
 		(cd tests/e2e/agents &&
 		 npm install --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
 		touch tests/e2e/agents/node_modules

@@ -147,6 +147,12 @@ static const struct config_option config_options[] = {
 	  "attach TLS probes to at most N files at once (libraries\n"
 	  "and executables, containers' own copies too); more are\n"
 	  "refused and counted (default 512)" },
+	{ "exec-hold-ms", 0, CFG_U32, OFF(exec_hold_ms), 60000, "MS",
+	  "hold a just-exec'd process whose executable needs\n"
+	  "code-shape analysis (stripped agents) at most MS, so\n"
+	  "its first calls are seen (default 3000)" },
+	{ "no-exec-hold", 0, CFG_FLAG, OFF(no_exec_hold), 0, NULL,
+	  "never hold a just-exec'd process (its first calls may\nthen be missed)" },
 	{ "sock-rung", 0, CFG_STR, OFF(sock_rung), 0, "NAME",
 	  "force the socket probe rung: fentry, kprobe, tracepoint", check_sock_rung },
 	{ "probe-sites", 0, CFG_STR, OFF(probe_sites), 0, "auto|classic",
@@ -154,7 +160,7 @@ static const struct config_option config_options[] = {
 	  "verified safe site exists; classic: uprobe+uretprobe\n"
 	  "at every function's entry (default auto)", check_probe_sites },
 	{ "state-dir", 0, CFG_STR, OFF(state_dir), 0, "DIR",
-	  "where code-shape discoveries (stripped BoringSSL) are cached\n"
+	  "where code-shape discoveries (BoringSSL, aws-lc) are cached\n"
 	  "per binary build id ($TOKENTAP_STATE_DIR, default\n/var/lib/tokentap)" },
 	{ "h2c-ports", 0, CFG_STR, OFF(h2c_ports), 0, "P1,P2..",
 	  "server ports whose plain HTTP/2 (h2c) connections are\n"

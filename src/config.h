@@ -67,6 +67,8 @@ struct config {
 	const char *otlp_client_key;  /* PEM private key of the client certificate */
 	bool keep_caps;               /* do not drop capabilities after attaching */
 	uint32_t max_attached_files;  /* files with TLS probes at once; 0: 512 (issue 5) */
+	uint32_t exec_hold_ms;        /* hold bound for a just-exec'd process; 0: 3000 (issue 8) */
+	bool no_exec_hold;            /* never hold a just-exec'd process */
 	const char *probe_sites;      /* "auto" (NULL) or "classic" (issue 7, attach/sites.c) */
 	const char *state_dir;        /* discovery cache (issue 8); NULL: $TOKENTAP_STATE_DIR or
 				       * /var/lib/tokentap */

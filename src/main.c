@@ -329,6 +329,9 @@ static void pipeline__publish_metrics(struct pipeline *p, const struct capture_s
 	h.code_shape_verified = cs->code_shape_verified;
 	h.code_shape_held_bytes = cs->code_shape_held_bytes;
 	h.rustls_unbound_records = cs->rustls_unbound_records;
+	h.exec_holds = cs->exec_holds;
+	h.exec_hold_failures = cs->exec_hold_failures + cs->exec_hold_timeouts;
+	h.exec_hold_max_us = cs->exec_hold_max_ns / 1000;
 	h.conns_open = ns.open;
 	h.gaps = ns.gaps;
 	h.gap_bytes = ns.gap_bytes;
@@ -411,6 +414,8 @@ static int pipeline__open(struct pipeline *p, const struct config *cfg)
 		.verbose = cfg->verbose,
 		.sock_rung = cfg->sock_rung,
 		.max_attached_files = cfg->max_attached_files,
+		.exec_hold_ms = cfg->exec_hold_ms,
+		.no_exec_hold = cfg->no_exec_hold,
 		.h2c_ports = cfg->h2c_ports,
 		.classic_probes = cfg->probe_sites && !strcmp(cfg->probe_sites, "classic"),
 	};
@@ -510,10 +515,13 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		(unsigned long long)cs.exec_window_avg_ns / 1000);
 	fprintf(stderr,
 		" code_shape_files=%u code_shape_verified=%llu code_shape_held_bytes=%llu"
-		" rustls_unbound_records=%llu",
+		" rustls_unbound_records=%llu exec_holds=%llu exec_hold_timeouts=%llu"
+		" exec_hold_failures=%llu exec_hold_max_us=%llu",
 		cs.code_shape_files, (unsigned long long)cs.code_shape_verified,
 		(unsigned long long)cs.code_shape_held_bytes,
-		(unsigned long long)cs.rustls_unbound_records);
+		(unsigned long long)cs.rustls_unbound_records, (unsigned long long)cs.exec_holds,
+		(unsigned long long)cs.exec_hold_timeouts, (unsigned long long)cs.exec_hold_failures,
+		(unsigned long long)cs.exec_hold_max_ns / 1000);
 	for (int i = 0; i < p->n_exporters; i++) {
 		struct export_stats es = {};
 

@@ -21,6 +21,7 @@
 
 #include "attach/attach.h"
 #include "attach/boringssl.h"
+#include "attach/exec_hold.h"
 #include "attach/elf_needed.h"
 #include "attach/elf_syms.h"
 #include "attach/sites.h"
@@ -148,6 +149,8 @@ struct attach {
 	bool reaper_live;
 	/* exec -> attached */
 	uint64_t cur_exec_ns; /* exec timestamp of the process being scanned after its exec */
+	uint32_t cur_exec_pid; /* that process */
+	struct exec_hold hold; /* processes held while their executable is analysed */
 	uint64_t exec_attaches, needed_attaches;
 	uint64_t window_last_ns, window_max_ns, window_sum_ns;
 	struct bssl_worker *bssl; /* stripped BoringSSL found by code shape, on its own thread */
@@ -698,7 +701,9 @@ static int attach__bssl(struct attach *a, const char *path, const struct stat *s
 		return 0;
 	if (bssl_worker__lookup(a->bssl, path, &found))
 		return attach__code_found(a, &found, key);
-	bssl_worker__submit(a->bssl, path);
+	/* Just exec'd: held until the analysis is done, so its first call is seen. */
+	if (!bssl_worker__submit(a->bssl, path) && a->cur_exec_pid)
+		exec_hold__hold(&a->hold, a->cur_exec_pid, path, now_ns());
 	return 0;
 }
 
@@ -717,12 +722,13 @@ static void attach__bssl_poll(struct attach *a)
 				"tokentap: %s: no BoringSSL or aws-lc entry points (%s; %s; %.1f ms)\n",
 				found->path, found->res.why, found->aead.why,
 				(double)found->took_us / 1e3);
-		if (none || stat(found->path, &st))
-			continue;
-		file_key__from_stat(&key, &st);
-		if (attach__find(a, &key))
-			continue; /* attached meanwhile under another name */
-		attach__adopt(a, &key, attach__code_found(a, found, &key));
+		if (!none && !stat(found->path, &st)) {
+			file_key__from_stat(&key, &st);
+			/* Not attached meanwhile under another name: attach now. */
+			if (!attach__find(a, &key))
+				attach__adopt(a, &key, attach__code_found(a, found, &key));
+		}
+		exec_hold__release_path(&a->hold, found->path, now_ns());
 	}
 	free(found);
 }
@@ -1188,10 +1194,12 @@ void attach__on_exec_at(struct attach *a, uint32_t pid, uint64_t exec_ns)
 	uint32_t i;
 
 	a->cur_exec_ns = exec_ns;
+	a->cur_exec_pid = pid;
 	attach__scan_pid(a, pid);
 	scanned = now_ns();
 	attach__needed(a, pid);
 	a->cur_exec_ns = 0;
+	a->cur_exec_pid = 0;
 	attach__release(a, old);
 	/* Where the window goes: event delivery, the maps scan, the DT_NEEDED walk. */
 	if (a->verbose && a->exec_attaches != before)
@@ -1227,9 +1235,13 @@ int attach__next_due_ms(const struct attach *a, int max_ms)
 		if (due < best)
 			best = due;
 	}
-	/* An analysis on the BoringSSL worker: look for its result soon. */
-	if (a->bssl && bssl_worker__busy(a->bssl) && now + 20000000ULL < best)
-		best = now + 20000000ULL;
+	/* An analysis on the BoringSSL worker: look for its result soon (a process may wait). */
+	if (a->bssl && bssl_worker__busy(a->bssl) && now + 5000000ULL < best)
+		best = now + 5000000ULL;
+	for (i = 0; i < a->hold.n; i++) {
+		if (a->hold.procs[i].deadline_ns < best)
+			best = a->hold.procs[i].deadline_ns;
+	}
 	if (best == UINT64_MAX)
 		return max_ms;
 	if (best <= now)
@@ -1261,6 +1273,7 @@ void attach__run_pending(struct attach *a)
 			i++;
 	}
 	attach__bssl_poll(a);
+	exec_hold__expire(&a->hold, now_ns());
 	attach__sweep(a);
 }
 
@@ -1270,6 +1283,7 @@ void attach__on_exit(struct attach *a, uint32_t pid)
 {
 	uint32_t i;
 
+	exec_hold__forget(&a->hold, pid);
 	attach__release(a, pids__take(a, pid));
 	for (i = 0; i < a->npending; i++) {
 		if (a->pending[i].pid == pid) {
@@ -1291,7 +1305,14 @@ struct attach *attach__new(const struct attach_progs *progs, bool verbose)
 	a->verbose = verbose;
 	a->max_files = ATTACH_MAX_FILES_DEFAULT;
 	a->pin_host = true;
+	a->hold.max_ms = EXEC_HOLD_DEFAULT_MS;
+	a->hold.verbose = verbose;
 	return a;
+}
+
+void attach__set_exec_hold(struct attach *a, bool on, uint32_t max_ms)
+{
+	a->hold.max_ms = on ? (max_ms ? max_ms : EXEC_HOLD_DEFAULT_MS) : 0;
 }
 
 void attach__set_pin_host(struct attach *a, bool pin)
@@ -1328,6 +1349,10 @@ void attach__stats(const struct attach *a, struct attach_stats *st)
 	for (uint32_t i = 0; i < a->nfiles; i++)
 		st->code_shape_files += strstr(a->files[i].method ?: "", "-code") != NULL;
 	st->code_shape_verified = a->bssl_gate.verified;
+	st->exec_holds = a->hold.held;
+	st->exec_hold_timeouts = a->hold.timeouts;
+	st->exec_hold_failures = a->hold.failures;
+	st->exec_hold_max_ns = a->hold.max_ns;
 	st->code_shape_held_bytes = a->bssl_gate.held_bytes;
 }
 
@@ -1400,6 +1425,7 @@ void attach__free(struct attach *a)
 	if (!a)
 		return;
 	attach__join_reaper(a);
+	exec_hold__release_all(&a->hold, now_ns());
 	bssl_worker__free(a->bssl);
 	bssl_gate__free(&a->bssl_gate);
 	for (i = 0; i < PID_BUCKETS; i++) {

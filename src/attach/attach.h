@@ -72,6 +72,8 @@ struct attach_stats {
 	 * live-traffic gate their connections pass: verified by an HTTP request, or held back. */
 	uint32_t code_shape_files;
 	uint64_t code_shape_verified, code_shape_held_bytes;
+	/* Just-exec'd processes held while their executable was analysed (attach/exec_hold.h). */
+	uint64_t exec_holds, exec_hold_timeouts, exec_hold_failures, exec_hold_max_ns;
 };
 
 #define ATTACH_MAX_FILES_DEFAULT 512
@@ -96,6 +98,8 @@ void attach__on_exec_at(struct attach *a, uint32_t pid, uint64_t exec_ns);
 void attach__on_exit(struct attach *a, uint32_t pid);
 /* At most max_files attached at once (0: ATTACH_MAX_FILES_DEFAULT); more are refused, counted. */
 void attach__set_max_files(struct attach *a, uint32_t max_files);
+/* Holding just-exec'd processes during code-shape analysis: on (max_ms, 0 = default) or off. */
+void attach__set_exec_hold(struct attach *a, bool on, uint32_t max_ms);
 /* Whether files of tokentap's own mount namespace stay attached without users (default true;
  * containers' files, reached through /proc/<pid>/root, are detached after their last user). */
 void attach__set_pin_host(struct attach *a, bool pin);

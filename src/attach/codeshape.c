@@ -224,29 +224,40 @@ static int image__find_imm_refs(const struct shape_image *im, const uint64_t *na
 	return n;
 }
 
+/*
+ * lea name(%rip), %rcx / %rdx: memmem finds each `48 8d` (vectorised) instead of looking at every
+ * byte, which cuts the scan of a 250 MB text to a fraction.
+ */
+static int image__find_lea_refs(const struct shape_image *im, const uint64_t *names, int nnames,
+				uint64_t *refs, int max)
+{
+	static const uint8_t lea[2] = {0x48, 0x8d};
+	int i, n = 0;
+
+	for (i = 0; i < im->nsegs; i++) {
+		const struct seg *s = &im->segs[i];
+		const uint8_t *c = im->img + s->off, *p = c, *end = c + s->filesz;
+
+		while (s->exec && n < max && end - p >= 8 &&
+		       (p = memmem(p, (size_t)(end - p - 6), lea, sizeof(lea))) != NULL) {
+			uint64_t j = (uint64_t)(p - c);
+
+			if ((p[2] == 0x0d || p[2] == 0x15) &&
+			    ref__matches(p, s->vaddr + j, names, nnames))
+				refs[n++] = s->vaddr + j;
+			p++;
+		}
+	}
+	return n;
+}
+
 /* Code addresses that may load one of names into the file argument's register. */
 static int image__find_refs(const struct shape_image *im, const uint64_t *names, int nnames,
 			    uint64_t *refs, int max)
 {
-	int i, n = im->fixed ? image__find_imm_refs(im, names, nnames, refs, max) : 0;
+	int n = im->fixed ? image__find_imm_refs(im, names, nnames, refs, max) : 0;
 
-	if (n)
-		return n;
-
-	for (i = 0; i < im->nsegs; i++) {
-		const struct seg *s = &im->segs[i];
-		const uint8_t *c = im->img + s->off;
-		uint64_t j;
-
-		if (!s->exec || s->filesz < 8)
-			continue;
-		for (j = 0; j + 8 <= s->filesz && n < max; j++) {
-			if ((c[j] == 0xb9 || c[j] == 0xba || c[j] == 0x48) &&
-			    ref__matches(c + j, s->vaddr + j, names, nnames))
-				refs[n++] = s->vaddr + j;
-		}
-	}
-	return n;
+	return n ? n : image__find_lea_refs(im, names, nnames, refs, max);
 }
 
 /* A frame-pointer prologue on a 16-byte boundary right after padding or a return. */

@@ -91,6 +91,8 @@ struct capture {
 	uint64_t plain_records, plain_bytes;
 	bool verbose;
 	uint32_t max_attached_files;
+	uint32_t exec_hold_ms;
+	bool no_exec_hold;
 	bool classic_probes;
 };
 
@@ -432,6 +434,7 @@ static int capture__attach_tls(struct capture *c)
 	if (!c->attach)
 		return -ENOMEM;
 	attach__set_max_files(c->attach, c->max_attached_files);
+	attach__set_exec_hold(c->attach, !c->no_exec_hold, c->exec_hold_ms);
 	if (attach__scan_all(c->attach) > 0)
 		return 0;
 	fprintf(stderr,
@@ -605,6 +608,8 @@ int capture__open(struct capture **out, const struct capture_opts *opts,
 		return -ENOMEM;
 	c->verbose = opts->verbose;
 	c->max_attached_files = opts->max_attached_files;
+	c->exec_hold_ms = opts->exec_hold_ms;
+	c->no_exec_hold = opts->no_exec_hold;
 	c->classic_probes = opts->classic_probes;
 	if (sink)
 		c->sink = *sink;
@@ -710,6 +715,10 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 		st->code_shape_files = as.code_shape_files;
 		st->code_shape_verified = as.code_shape_verified;
 		st->code_shape_held_bytes = as.code_shape_held_bytes;
+		st->exec_holds = as.exec_holds;
+		st->exec_hold_timeouts = as.exec_hold_timeouts;
+		st->exec_hold_failures = as.exec_hold_failures;
+		st->exec_hold_max_ns = as.exec_hold_max_ns;
 	}
 	st->rustls_unbound_records = c->aead_bind.dropped_records;
 }

@@ -99,6 +99,8 @@ struct capture_opts {
 	 * NULL = CAPTURE_H2C_PORTS_DEFAULT, "" = none. */
 	const char *h2c_ports;
 	uint32_t max_attached_files; /* files with TLS probes at once; 0 = 512 */
+	uint32_t exec_hold_ms;	     /* hold bound for a just-exec'd process; 0 = 3000 */
+	bool no_exec_hold;	     /* never hold one */
 	bool classic_probes;	     /* --probe-sites=classic: no emulated sites (attach/sites.c) */
 };
 
@@ -132,6 +134,7 @@ struct capture_stats {
 	uint32_t code_shape_files;
 	uint64_t code_shape_verified, code_shape_held_bytes;
 	uint64_t rustls_unbound_records; /* rustls records dropped: their socket never known */
+	uint64_t exec_holds, exec_hold_timeouts, exec_hold_failures, exec_hold_max_ns;
 };
 
 struct capture;

@@ -144,6 +144,15 @@ const struct health_def health_defs[] = {
 	{ "tokentap.rustls.unbound_records", "tokentap_rustls_unbound_records_total", "{event}",
 	  "rustls records dropped because the socket they travel on never became known", false,
 	  H(rustls_unbound_records) },
+	{ "tokentap.attach.exec_holds", "tokentap_exec_holds_total", "{process}",
+	  "Just-exec'd processes held while their executable was analysed", false,
+	  H(exec_holds) },
+	{ "tokentap.attach.exec_hold.failures", "tokentap_exec_hold_failures_total", "{process}",
+	  "Holds refused (traced already, not permitted, too many) or ended by the bound", false,
+	  H(exec_hold_failures) },
+	{ "tokentap.attach.exec_hold.max", "tokentap_exec_hold_max_seconds", "s",
+	  "The longest hold of a just-exec'd process so far", true, H(exec_hold_max_us),
+	  .div = 1e6 },
 };
 const size_t n_health_defs = sizeof(health_defs) / sizeof(health_defs[0]);
 

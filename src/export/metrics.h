@@ -101,6 +101,7 @@ struct metrics_health {
 	uint64_t traced_processes; /* processes with captured traffic (a tracked connection) now */
 	uint32_t code_shape_files; /* attached by code shape: stripped BoringSSL, aws-lc (rustls) */
 	uint64_t code_shape_verified, code_shape_held_bytes, rustls_unbound_records;
+	uint64_t exec_holds, exec_hold_failures, exec_hold_max_us; /* held during analysis */
 	struct metrics_exporter_health exporters[METRICS_MAX_EXPORTERS];
 	int n_exporters;
 };
