@@ -97,7 +97,11 @@ static void proc__release(struct held_proc *p)
 {
 	uint32_t i;
 
-	for (i = 0; i < p->ntids; i++)
+	/*
+	 * The main thread (seized first) goes last: if the process died meanwhile, its leader's
+	 * exit is reported to us only once every other thread's was reaped.
+	 */
+	for (i = p->ntids; i-- > 0;)
 		tid__release(p->tids[i]);
 	free(p->path);
 	p->path = NULL;
@@ -110,7 +114,13 @@ static int proc__hold(struct held_proc *p)
 	struct dirent *de;
 	bool added = true;
 	DIR *d;
+	int err;
 
+	/* The main thread first: traced already, or not ours to trace, and nothing is held. */
+	err = tid__hold((int32_t)p->pid);
+	if (err)
+		return err;
+	p->tids[p->ntids++] = (int32_t)p->pid;
 	snprintf(dir, sizeof(dir), "/proc/%u/task", p->pid);
 	while (added) {
 		added = false;
@@ -130,9 +140,6 @@ static int proc__hold(struct held_proc *p)
 			if (tid__hold(tid) == 0) {
 				p->tids[p->ntids++] = tid;
 				added = true;
-			} else if (tid == (int32_t)p->pid) {
-				closedir(d);
-				return -EPERM; /* the main thread: traced already, or not ours to trace */
 			}
 		}
 		closedir(d);
