@@ -799,27 +799,6 @@ int BPF_KRETPROBE(kretprobe_plain_tcp_recvmsg, int ret)
 	return plain__exit(PLAIN_NR_TCP_RECVMSG, 0, TT_DIR_READ, ret);
 }
 
-/* A rustls connection's socket is gone: user space (capture/aead_bind.c) fills the positions. */
-static __always_inline void rustls__close(__u64 sk)
-{
-	struct tt_close_event ev = {};
-	struct aead_sock *as = bpf_map_lookup_elem(&aead_socks, &sk);
-	struct conn_key ck = {};
-
-	if (!as)
-		return;
-	hdr__fill(&ev.hdr, TT_EV_CLOSE, (__u64)as->tgid << 32, sk);
-	ev.hdr.source = TT_SRC_RUSTLS;
-	control__emit(&ev, sizeof(ev));
-	/* The contexts' positions go with the connection: a new one may get their addresses. */
-	ck.tgid = as->tgid;
-	ck.ssl = as->ctx[TT_DIR_WRITE];
-	bpf_map_delete_elem(&conns, &ck);
-	ck.ssl = as->ctx[TT_DIR_READ];
-	bpf_map_delete_elem(&conns, &ck);
-	bpf_map_delete_elem(&aead_socks, &sk);
-}
-
 /* The socket is gone (both ends done, or reset): close an LLM connection, forget the verdict. */
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_plain_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)

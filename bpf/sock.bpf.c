@@ -144,3 +144,23 @@ SYS_ENTER_PROG(sendmsg, TT_DIR_WRITE)
 SYS_ENTER_PROG(recvmsg, TT_DIR_READ)
 SYS_ENTER_PROG(writev, TT_DIR_WRITE)
 SYS_ENTER_PROG(readv, TT_DIR_READ)
+
+/*
+ * rustls: a socket closed by its process ends its connection at once. Its contexts are freed with
+ * it and their addresses may serve the next connection before the TCP state reaches TCP_CLOSE
+ * (FIN_WAIT2 can last a minute). Attached on every rung; only processes that opened or sealed a
+ * TLS record with aws-lc go past the first lookup.
+ */
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_rustls_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct sock *sk;
+
+	if (!bpf_map_lookup_elem(&aead_procs, &tgid))
+		return 0;
+	sk = fd__sock(ctx->args[0]);
+	if (sk)
+		rustls__close((__u64)sk);
+	return 0;
+}

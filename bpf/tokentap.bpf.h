@@ -295,6 +295,35 @@ static __always_inline void sock__report(__u64 id, __u64 conn, __u32 source, str
 	control__emit(&ev, sizeof(ev));
 }
 
+/* Forgets a context's stream state if it still runs on sk (its address may come back). */
+static __always_inline void aead__forget_ctx(__u32 tgid, __u64 ctx, __u64 sk)
+{
+	struct conn_key ck = {.tgid = tgid, .ssl = ctx};
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &ck);
+
+	if (st && st->sock == sk)
+		bpf_map_delete_elem(&conns, &ck);
+}
+
+/*
+ * A rustls connection's socket is closed (close(2), or TCP_CLOSE): TT_EV_CLOSE, whose positions
+ * user space (capture/aead_bind.c) fills, and its contexts' state goes.
+ */
+static __always_inline void rustls__close(__u64 sk)
+{
+	struct tt_close_event ev = {};
+	struct aead_sock *as = bpf_map_lookup_elem(&aead_socks, &sk);
+
+	if (!as)
+		return;
+	hdr__fill(&ev.hdr, TT_EV_CLOSE, (__u64)as->tgid << 32, sk);
+	ev.hdr.source = TT_SRC_RUSTLS;
+	control__emit(&ev, sizeof(ev));
+	aead__forget_ctx(as->tgid, as->ctx[TT_DIR_WRITE], sk);
+	aead__forget_ctx(as->tgid, as->ctx[TT_DIR_READ], sk);
+	bpf_map_delete_elem(&aead_socks, &sk);
+}
+
 /*
  * A rustls context of direction dir runs on sk: reported when new or changed, and remembered
  * with the socket so its close forgets the context's state (its address will come back).

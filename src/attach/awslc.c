@@ -76,8 +76,9 @@ static const struct shape_fn *fns__pick(const struct shape_fn *fns, int n, enum 
 }
 
 static int awslc__classify(const struct shape_image *im, const struct shape_fn *fns, int n,
-			   struct awslc_result *res)
+			   void *result)
 {
+	struct awslc_result *res = result;
 	int i;
 
 	for (i = 0; i < AWSLC_FNS; i++) {
@@ -100,27 +101,14 @@ static int awslc__classify(const struct shape_image *im, const struct shape_fn *
 
 int awslc__analyse(const uint8_t *img, size_t len, struct awslc_result *res)
 {
-	struct shape_fn *fns;
-	struct shape_image im;
-	int n, err;
+	int err;
 
 	memset(res, 0, sizeof(*res));
-	res->why = "not an x86-64 ELF";
-	if (shape__open(&im, img, len))
-		return -EINVAL;
-	fns = calloc(SHAPE_MAX_FNS, sizeof(*fns));
-	if (!fns)
-		return -ENOMEM;
-	n = shape__functions(&im, "/crypto/fipsmodule/cipher/aead.c", AWSLC_LIB_CIPHER, fns,
-			     SHAPE_MAX_FNS);
-	res->why = n == -ENOENT ? "no aws-lc aead.c" : "out of memory";
-	err = n < 0 ? n : 0;
-	if (!err) {
-		res->functions = (uint32_t)n;
-		err = awslc__classify(&im, fns, n, res);
-	}
-	if (err)
+	err = shape__analyse(img, len, "/crypto/fipsmodule/cipher/aead.c", AWSLC_LIB_CIPHER,
+			     "no aws-lc aead.c", awslc__classify, res, &res->why, &res->functions);
+	if (err) { /* a partial match says nothing */
 		memset(res->off, 0, sizeof(res->off));
-	free(fns);
+		memset(res->vaddr, 0, sizeof(res->vaddr));
+	}
 	return err;
 }

@@ -103,9 +103,10 @@ static const struct shape_fn *fns__pick_write(const struct shape_fn *fns, int n)
 	return w;
 }
 
-static int bssl__classify(const struct shape_image *im, struct shape_fn *fns, int n,
-			  struct bssl_result *res)
+static int bssl__classify(const struct shape_image *im, const struct shape_fn *fns, int n,
+			  void *result)
 {
+	struct bssl_result *res = result;
 	const struct shape_fn *w = fns__pick_write(fns, n), *r;
 
 	if (!w) {
@@ -131,26 +132,9 @@ static int bssl__classify(const struct shape_image *im, struct shape_fn *fns, in
 
 int bssl__analyse(const uint8_t *img, size_t len, struct bssl_result *res)
 {
-	struct shape_fn *fns;
-	struct shape_image im;
-	int n, err;
-
 	memset(res, 0, sizeof(*res));
-	res->why = "not an x86-64 ELF";
-	if (shape__open(&im, img, len))
-		return -EINVAL;
-	fns = calloc(SHAPE_MAX_FNS, sizeof(*fns));
-	if (!fns)
-		return -ENOMEM;
-	n = shape__functions(&im, "/ssl/ssl_lib.cc", BSSL_LIB_SSL, fns, SHAPE_MAX_FNS);
-	res->why = n == -ENOENT ? "no BoringSSL ssl_lib.cc" : "out of memory";
-	err = n < 0 ? n : 0;
-	if (!err) {
-		res->functions = (uint32_t)n;
-		err = bssl__classify(&im, fns, n, res);
-	}
-	free(fns);
-	return err;
+	return shape__analyse(img, len, "/ssl/ssl_lib.cc", BSSL_LIB_SSL, "no BoringSSL ssl_lib.cc",
+			      bssl__classify, res, &res->why, &res->functions);
 }
 
 int bssl__analyse_file(const char *path, struct bssl_result *res)

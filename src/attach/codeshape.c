@@ -623,3 +623,30 @@ int shape__functions(const struct shape_image *im, const char *suffix, uint32_t 
 	err = fns__decode(im, names, nnames, lib_code, fns, n);
 	return err ? err : n;
 }
+
+int shape__analyse(const uint8_t *img, size_t len, const char *suffix, uint32_t lib_code,
+		   const char *missing, shape_classify_fn classify, void *result,
+		   const char **why, uint32_t *functions)
+{
+	struct shape_fn *fns;
+	struct shape_image im;
+	int n, err;
+
+	*why = "not an x86-64 ELF";
+	if (shape__open(&im, img, len))
+		return -EINVAL;
+	fns = calloc(SHAPE_MAX_FNS, sizeof(*fns));
+	if (!fns) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	n = shape__functions(&im, suffix, lib_code, fns, SHAPE_MAX_FNS);
+	*why = n == -ENOENT ? missing : "out of memory";
+	err = n < 0 ? n : 0;
+	if (!err) {
+		*functions = (uint32_t)n;
+		err = classify(&im, fns, n, result);
+	}
+	free(fns);
+	return err;
+}

@@ -64,6 +64,17 @@ uint64_t shape__file_off(const struct shape_image *im, uint64_t vaddr);
  */
 int shape__functions(const struct shape_image *im, const char *suffix, uint32_t lib_code,
 		     struct shape_fn *fns, int max);
+/* Tells the decoded functions apart: 0 found (result filled), -ENOENT not. */
+typedef int (*shape_classify_fn)(const struct shape_image *im, const struct shape_fn *fns, int n,
+				 void *result);
+/*
+ * The whole analysis of one image: open it, find and decode the functions of the source file,
+ * classify them. *why says what stopped it (static text: missing when the source file's name is
+ * not in the image; the classifier sets its own), and *functions how many were decoded.
+ */
+int shape__analyse(const uint8_t *img, size_t len, const char *suffix, uint32_t lib_code,
+		   const char *missing, shape_classify_fn classify, void *result,
+		   const char **why, uint32_t *functions);
 bool shape_fn__has_reason(const struct shape_fn *fn, uint32_t reason);
 bool shape_fn__calls(const struct shape_fn *fn, uint64_t target);
 /* Maps a regular file read-only: 0 or -errno. munmap((void *)*img, *len) when done. */

@@ -69,7 +69,9 @@ static struct aead_binding *table__add(struct aead_binding ***t, uint32_t *n, ui
 	return e;
 }
 
-static void table__drop_pid(struct aead_binding **t, uint32_t *n, uint32_t pid)
+/* Drops pid's entries (only those bound to sock, when by_sock). */
+static void table__drop(struct aead_binding **t, uint32_t *n, uint32_t pid, bool by_sock,
+			uint64_t sock)
 {
 	uint32_t i;
 
@@ -77,7 +79,7 @@ static void table__drop_pid(struct aead_binding **t, uint32_t *n, uint32_t pid)
 		struct aead_binding **pp = &t[i], *e;
 
 		while ((e = *pp)) {
-			if (e->pid == pid) {
+			if (e->pid == pid && (!by_sock || e->sock == sock)) {
 				*pp = e->next;
 				free(e);
 				(*n)--;
@@ -175,6 +177,14 @@ static void record__rebind(struct aead_bind *b, struct aead_binding *bd, uint8_t
 		struct tt_data_event *ev = (struct tt_data_event *)buf;
 
 		d = ev->hdr.dir & 1;
+		/*
+		 * A context's positions never go back, unless the kernel's state of it was made
+		 * anew (evicted): they restart at 0 and continue the socket's stream.
+		 */
+		if (ev->seq < bd->ctx_end[d] && s) {
+			bd->shift[d] = (int64_t)s->end[d];
+			bd->ctx_end[d] = 0;
+		}
 		if (ev->seq + ev->data_len > bd->ctx_end[d])
 			bd->ctx_end[d] = ev->seq + ev->data_len;
 		ev->seq += (uint64_t)bd->shift[d];
@@ -209,14 +219,17 @@ static int record__deliver(struct aead_bind *b, struct aead_binding *bd, const v
 	return err;
 }
 
-/* The context's held records, in order, now that its socket is known. */
-static void held__flush(struct aead_bind *b, struct aead_binding *bd, aead_emit_fn emit,
-			void *ctx)
+/*
+ * Takes pid's held records (of context bd->id only, when bd is given) out of the FIFO, in order:
+ * delivered through bd now that its socket is known, or else dropped and counted.
+ */
+static void held__take(struct aead_bind *b, uint32_t pid, struct aead_binding *bd,
+		       aead_emit_fn emit, void *ctx)
 {
 	struct aead_held **pp = &b->head, *h, *prev = NULL;
 
 	while ((h = *pp)) {
-		if (held__hdr(h)->pid != bd->pid || held__hdr(h)->conn_id != bd->id) {
+		if (held__hdr(h)->pid != pid || (bd && held__hdr(h)->conn_id != bd->id)) {
 			prev = h;
 			pp = &h->next;
 			continue;
@@ -225,7 +238,10 @@ static void held__flush(struct aead_bind *b, struct aead_binding *bd, aead_emit_
 		if (b->tail == h)
 			b->tail = prev;
 		b->held_bytes -= h->size;
-		record__deliver(b, bd, h->rec, h->size, emit, ctx);
+		if (bd)
+			record__deliver(b, bd, h->rec, h->size, emit, ctx);
+		else
+			bind__count_drop(b, h);
 		free(h);
 	}
 }
@@ -240,7 +256,7 @@ static int bind__sock(struct aead_bind *b, const struct tt_sock_event *ev, aead_
 	bool new_sock = !s;
 
 	if (bd && bd->sock == ev->sock_cookie)
-		return 0;
+		return 0; /* again after its state was evicted: record__rebind sees the restart */
 	if (!s) {
 		s = table__add(&b->socks, &b->nsocks, ev->hdr.pid,
 			       ev->sock_cookie);
@@ -261,28 +277,8 @@ static int bind__sock(struct aead_bind *b, const struct tt_sock_event *ev, aead_
 		out.hdr.conn_id = ev->sock_cookie;
 		emit(ctx, &out, sizeof(out));
 	}
-	held__flush(b, bd, emit, ctx);
+	held__take(b, bd->pid, bd, emit, ctx);
 	return 0;
-}
-
-/* The socket's bindings go: a context value may come back for another connection. */
-static void bind__forget_sock(struct aead_bind *b, uint32_t pid, uint64_t sock)
-{
-	uint32_t i;
-
-	for (i = 0; b->bindings && i < AEAD_BUCKETS; i++) {
-		struct aead_binding **pp = &b->bindings[i], *e;
-
-		while ((e = *pp)) {
-			if (e->pid == pid && e->sock == sock) {
-				*pp = e->next;
-				free(e);
-				b->nbindings--;
-			} else {
-				pp = &e->next;
-			}
-		}
-	}
 }
 
 /* TT_EV_CLOSE of a socket (conn_id is the socket already): its final positions, then gone. */
@@ -297,13 +293,30 @@ static int bind__close(struct aead_bind *b, const struct tt_close_event *ev, aea
 		return 0; /* never bound: nothing of it went on */
 	out.write_seq = s->end[TT_DIR_WRITE];
 	out.read_seq = s->end[TT_DIR_READ];
-	bind__forget_sock(b, ev->hdr.pid, ev->hdr.conn_id);
+	/* Its contexts' bindings go: their addresses may come back for another connection. */
+	table__drop(b->bindings, &b->nbindings, ev->hdr.pid, true, ev->hdr.conn_id);
 	for (pp = &b->socks[bucket__of(s->pid, s->id)]; *pp != s; pp = &(*pp)->next)
 		;
 	*pp = s->next;
 	free(s);
 	b->nsocks--;
 	return emit(ctx, &out, sizeof(out));
+}
+
+/* Data whose payload fits its record, positions records of their full size. */
+static bool record__well_formed(const struct tt_event_hdr *h, const void *rec, size_t size)
+{
+	struct tt_data_event d;
+
+	if (h->kind == TT_EV_DATA) {
+		if (size < TT_DATA_HDR_SIZE)
+			return false;
+		memcpy(&d, rec, TT_DATA_HDR_SIZE);
+		return d.data_len <= size - TT_DATA_HDR_SIZE;
+	}
+	if (h->kind == TT_EV_SYNC || h->kind == TT_EV_IGNORE)
+		return size >= sizeof(struct tt_close_event);
+	return true;
 }
 
 int aead_bind__record(struct aead_bind *b, const void *rec, size_t size, aead_emit_fn emit,
@@ -332,6 +345,8 @@ int aead_bind__record(struct aead_bind *b, const void *rec, size_t size, aead_em
 		memcpy(&ev, rec, sizeof(ev));
 		return bind__close(b, &ev, emit, ctx);
 	}
+	if (!record__well_formed(&h, rec, size))
+		return -EINVAL;
 	bd = table__find(b->bindings, h.pid, h.conn_id);
 	if (bd)
 		return record__deliver(b, bd, rec, size, emit, ctx);
@@ -340,23 +355,9 @@ int aead_bind__record(struct aead_bind *b, const void *rec, size_t size, aead_em
 
 void aead_bind__on_exit(struct aead_bind *b, uint32_t pid)
 {
-	struct aead_held **pp = &b->head, *h, *prev = NULL;
-
-	table__drop_pid(b->bindings, &b->nbindings, pid);
-	table__drop_pid(b->socks, &b->nsocks, pid);
-	while ((h = *pp)) {
-		if (held__hdr(h)->pid != pid) {
-			prev = h;
-			pp = &h->next;
-			continue;
-		}
-		*pp = h->next;
-		if (b->tail == h)
-			b->tail = prev;
-		b->held_bytes -= h->size;
-		bind__count_drop(b, h);
-		free(h);
-	}
+	table__drop(b->bindings, &b->nbindings, pid, false, 0);
+	table__drop(b->socks, &b->nsocks, pid, false, 0);
+	held__take(b, pid, NULL, NULL, NULL);
 }
 
 void aead_bind__free(struct aead_bind *b)

@@ -574,7 +574,9 @@ static int capture__start(struct capture *c, const struct capture_opts *opts)
 	err = capture__pick_rung(c, opts);
 	if (err)
 		return err;
-	err = capture__link(c, c->skel->progs.tp_sched_process_exec);
+	err = capture__link(c, c->skel->progs.tp_rustls_close);
+	if (!err)
+		err = capture__link(c, c->skel->progs.tp_sched_process_exec);
 	if (!err)
 		err = capture__link(c, c->skel->progs.tp_sched_process_exit);
 	if (err) {

@@ -12,6 +12,7 @@
 
 #include "tt_test.h"
 #include "llm/llm.h"
+#include "proto/http1.h"
 
 #ifdef TEST_LLM_LOCAL_HTTP_FIND
 /* Only for building this test before src/proto/http.c exists; `make` links the real one. */
@@ -1187,6 +1188,229 @@ TEST(http2_reset_is_the_error)
 	llm_conn__free(lc);
 }
 
+/* ---- a stream whose terminal event came in, then the connection closed -------------------- */
+
+/*
+ * Codex reads a streamed response up to its terminal event, leaves the chunked body's last
+ * chunk unread and drops the connection: the call was complete at the terminal event. Cut
+ * before it, the same close is still an error.
+ */
+#define RESPONSES_REQ_HEAD                                                                         \
+	"POST /v1/responses\nHost: api.openai.com\nAuthorization: Bearer sk-proj-SECRET\n"         \
+	"Content-Type: application/json"
+
+static const char responses_stream_req[] =
+    "{\"model\":\"gpt-5-codex\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+    "\"input_text\",\"text\":\"list files\"}]}],\"stream\":true,\"store\":false}";
+
+#define RESP_OBJ(status, usage)                                                                    \
+	"{\"id\":\"resp_0a1b2c\",\"object\":\"response\",\"created_at\":1741476542,"               \
+	"\"status\":\"" status "\",\"model\":\"gpt-5-codex-2025-09-15\",\"output\":[],"            \
+	"\"usage\":" usage "}"
+
+#define RESP_EV(type, body) "event: " type "\ndata: {\"type\":\"" type "\"," body "}\n\n"
+
+/* Everything before the terminal event, then the terminal event on its own. */
+static const char responses_stream_head[] = RESP_EV(
+    "response.created", "\"sequence_number\":0,\"response\":" RESP_OBJ("in_progress", "null"))
+    RESP_EV("response.output_text.delta", "\"sequence_number\":1,\"item_id\":\"msg_1\","
+					  "\"output_index\":0,\"content_index\":0,"
+					  "\"delta\":\"ls\"")
+	RESP_EV("response.output_text.done", "\"sequence_number\":2,\"item_id\":\"msg_1\","
+					     "\"output_index\":0,\"content_index\":0,"
+					     "\"text\":\"ls\"");
+static const char responses_stream_done[] = RESP_EV(
+    "response.completed",
+    "\"sequence_number\":3,\"response\":" RESP_OBJ(
+	"completed", "{\"input_tokens\":1200,\"input_tokens_details\":{\"cached_tokens\":1024},"
+		     "\"output_tokens\":12,\"output_tokens_details\":{\"reasoning_tokens\":0},"
+		     "\"total_tokens\":1212}"));
+
+#define T_DONE 7000  /* the terminal event */
+#define T_CLOSE 9500 /* the connection closed */
+
+/* Request, response head, the stream's events up to `done` (NULL: none), then a close. */
+static void stream_then_close(const char *req_head, const char *req, const char *head,
+			      size_t head_len, const char *done, size_t done_len)
+{
+	struct llm_conn *lc = llm_conn__new(&info_tls, on_call, &calls);
+	const struct http_sink *s = llm_conn__sink(lc);
+	struct thead rq, rs;
+	void *ex;
+
+	n_calls = 0;
+	thead__parse(&rq, req_head);
+	thead__parse(&rs, "200\nContent-Type: text/event-stream; charset=utf-8\n"
+			  "Transfer-Encoding: chunked");
+	ex = s->on_request(s->ctx, &rq.h, T_REQ);
+	s->on_body(ex, false, (const uint8_t *)req, strlen(req), T_REQ);
+	s->on_message_end(ex, false, T_REQ_END);
+	s->on_response(ex, &rs.h, T_RESP);
+	s->on_body(ex, true, (const uint8_t *)head, head_len, T_BODY);
+	if (done)
+		s->on_body(ex, true, (const uint8_t *)done, done_len, T_DONE);
+	s->on_abort(ex, HTTP_ABORT_CONN_CLOSED, T_CLOSE);
+	llm_conn__free(lc);
+}
+
+TEST(responses_terminal_event_then_close)
+{
+	const char *cut = strstr(responses_stream_done, "\n\n");
+
+	stream_then_close(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			  strlen(responses_stream_head), responses_stream_done,
+			  strlen(responses_stream_done));
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "");
+	CHECK_EQ_INT(calls[0].end_ns, T_DONE);
+	CHECK_EQ_INT(calls[0].start_ns, T_REQ);
+	CHECK_EQ_INT(calls[0].first_chunk_ns, T_BODY);
+	CHECK_EQ_INT(calls[0].status_code, 200);
+	CHECK_EQ_INT(calls[0].stream, 1);
+	CHECK_EQ_INT(calls[0].partial, 0);
+	CHECK_EQ_STR(calls[0].request_model, "gpt-5-codex");
+	CHECK_EQ_STR(calls[0].response_model, "gpt-5-codex-2025-09-15");
+	CHECK_EQ_STR(calls[0].response_id, "resp_0a1b2c");
+	CHECK_EQ_INT(calls[0].input_tokens, 1200);
+	CHECK_EQ_INT(calls[0].output_tokens, 12);
+	CHECK_EQ_INT(calls[0].cache_read_tokens, 1024);
+	CHECK_EQ_INT(calls[0].n_finish_reasons, 1);
+	CHECK_EQ_STR(calls[0].finish_reasons[0], "stop");
+
+	/* Cut before the terminal event: the close is the error, at the close's time. */
+	stream_then_close(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			  strlen(responses_stream_head), NULL, 0);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	CHECK_EQ_INT(calls[0].end_ns, T_CLOSE);
+	CHECK_EQ_INT(calls[0].input_tokens, -1);
+
+	/* The terminal event itself cut short (no blank line yet): it never arrived. */
+	CHECK(cut != NULL);
+	stream_then_close(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			  strlen(responses_stream_head), responses_stream_done,
+			  (size_t)(cut - responses_stream_done) + 1);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	CHECK_EQ_INT(calls[0].end_ns, T_CLOSE);
+
+	/* Chat Completions' "data: [DONE]" ends a stream too. */
+	{
+		const char *dn = strstr(openai_stream_resp, "data: [DONE]");
+
+		stream_then_close(OPENAI_REQ_HEAD, openai_stream_req, openai_stream_resp,
+				  (size_t)(dn - openai_stream_resp), dn, strlen(dn));
+		CHECK_EQ_INT(n_calls, 1);
+		CHECK_EQ_STR(calls[0].error_type, "");
+		CHECK_EQ_INT(calls[0].end_ns, T_DONE);
+		CHECK_EQ_INT(calls[0].output_tokens, 2);
+		stream_then_close(OPENAI_REQ_HEAD, openai_stream_req, openai_stream_resp,
+				  (size_t)(dn - openai_stream_resp), NULL, 0);
+		CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	}
+
+	/* A stream with no terminal event at all (cut after its first event). */
+	stream_then_close(
+	    RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+	    (size_t)(strstr(responses_stream_head, "\n\n") - responses_stream_head) + 2, NULL, 0);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	CHECK_EQ_INT(calls[0].first_chunk_ns, T_BODY);
+}
+
+TEST(anthropic_message_stop_then_close)
+{
+	const char *stop = strstr(anthropic_stream_resp, "event: message_stop");
+	size_t head = (size_t)(stop - anthropic_stream_resp);
+
+	stream_then_close(ANTHROPIC_REQ_HEAD, anthropic_stream_req, anthropic_stream_resp, head,
+			  stop, strlen(stop));
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "");
+	CHECK_EQ_INT(calls[0].end_ns, T_DONE);
+	CHECK_EQ_INT(calls[0].first_chunk_ns, T_BODY);
+	CHECK_EQ_INT(calls[0].partial, 0);
+	CHECK_EQ_STR(calls[0].response_id, "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY");
+	CHECK_EQ_INT(calls[0].output_tokens, 15);
+	CHECK_EQ_INT(calls[0].input_tokens, 472 + 2048);
+	CHECK_EQ_STR(calls[0].finish_reasons[0], "end_turn");
+
+	/* Up to the last message_delta only: usage is all there, but the stream did not end. */
+	stream_then_close(ANTHROPIC_REQ_HEAD, anthropic_stream_req, anthropic_stream_resp, head,
+			  NULL, 0);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	CHECK_EQ_INT(calls[0].end_ns, T_CLOSE);
+	CHECK_EQ_INT(calls[0].output_tokens, 15);
+}
+
+/* The same through HTTP/1.1: a chunked body whose last (zero) chunk never comes, then the
+ * connection closes (http1__close). */
+static void chunked_then_close(const char *req_head, const char *req, const char *events,
+			       size_t events_len, const char *done, size_t done_len)
+{
+	struct llm_conn *lc = llm_conn__new(&info_tls, on_call, &calls);
+	struct http1 *p = http1__new(HTTP1_ROLE_CLIENT, llm_conn__sink(lc));
+	static char buf[16384];
+	struct thead rq;
+	int n;
+
+	n_calls = 0;
+	thead__parse(&rq, req_head);
+	n = snprintf(buf, sizeof(buf), "%.*s %.*s HTTP/1.1\r\n", (int)rq.h.method_len, rq.h.method,
+		     (int)rq.h.path_len, rq.h.path);
+	for (size_t i = 0; i < rq.h.num_headers; i++)
+		n += snprintf(buf + n, sizeof(buf) - n, "%.*s: %.*s\r\n",
+			      (int)rq.h.headers[i].name_len, rq.h.headers[i].name,
+			      (int)rq.h.headers[i].value_len, rq.h.headers[i].value);
+	n += snprintf(buf + n, sizeof(buf) - n, "Content-Length: %zu\r\n\r\n%s", strlen(req), req);
+	CHECK_EQ_INT(http1__feed(p, 0, (const uint8_t *)buf, (size_t)n, T_REQ, T_REQ), 0);
+	n = snprintf(buf, sizeof(buf),
+		     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+		     "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%.*s\r\n",
+		     events_len, (int)events_len, events);
+	CHECK_EQ_INT(http1__feed(p, 1, (const uint8_t *)buf, (size_t)n, T_BODY, T_BODY), 0);
+	if (done) {
+		n = snprintf(buf, sizeof(buf), "%zx\r\n%.*s\r\n", done_len, (int)done_len, done);
+		CHECK_EQ_INT(http1__feed(p, 1, (const uint8_t *)buf, (size_t)n, T_DONE, T_DONE), 0);
+	}
+	CHECK_EQ_INT(n_calls, 0); /* the body has not ended */
+	http1__close(p, T_CLOSE);
+	http1__free(p);
+	llm_conn__free(lc);
+}
+
+TEST(chunked_stream_closed_after_terminal_event)
+{
+	const char *stop = strstr(anthropic_stream_resp, "event: message_stop");
+
+	chunked_then_close(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			   strlen(responses_stream_head), responses_stream_done,
+			   strlen(responses_stream_done));
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "");
+	CHECK_EQ_INT(calls[0].end_ns, T_DONE);
+	CHECK_EQ_INT(calls[0].output_tokens, 12);
+	CHECK_EQ_STR(calls[0].path, "/v1/responses");
+	chunked_then_close(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			   strlen(responses_stream_head), NULL, 0);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	CHECK_EQ_INT(calls[0].end_ns, T_CLOSE);
+
+	chunked_then_close(ANTHROPIC_REQ_HEAD, anthropic_stream_req, anthropic_stream_resp,
+			   (size_t)(stop - anthropic_stream_resp), stop, strlen(stop));
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "");
+	CHECK_EQ_INT(calls[0].end_ns, T_DONE);
+	CHECK_EQ_INT(calls[0].output_tokens, 15);
+	chunked_then_close(ANTHROPIC_REQ_HEAD, anthropic_stream_req, anthropic_stream_resp,
+			   (size_t)(stop - anthropic_stream_resp), NULL, 0);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "connection_closed");
+	CHECK_EQ_INT(calls[0].end_ns, T_CLOSE);
+}
+
 int main(void)
 {
 	RUN(openai_plain);
@@ -1210,5 +1434,8 @@ int main(void)
 	RUN(long_strings_truncated_on_utf8_boundary);
 	RUN(chunk_gaps_per_event);
 	RUN(http2_reset_is_the_error);
+	RUN(responses_terminal_event_then_close);
+	RUN(anthropic_message_stop_then_close);
+	RUN(chunked_stream_closed_after_terminal_event);
 	TT_DONE();
 }
