@@ -316,22 +316,22 @@ static void pipeline__publish_metrics(struct pipeline *p, const struct capture_s
 	h.lost_records = cs->lost_records;
 	h.lost_bytes = cs->lost_bytes;
 	h.malformed_records = cs->malformed_records;
-	h.attached_files = cs->attached_files;
-	h.attach_failures = cs->attach_failures;
-	h.attach_users = cs->attach_users;
-	h.attach_max_files = cs->attach_max_files;
-	h.attach_refusals = cs->attach_refusals;
-	h.attach_detaches = cs->attach_detaches;
-	h.exec_attaches = cs->exec_attaches;
-	h.exec_window_last_us = cs->exec_window_last_ns / 1000;
-	h.exec_window_max_us = cs->exec_window_max_ns / 1000;
-	h.code_shape_files = cs->code_shape_files;
-	h.code_shape_verified = cs->code_shape_verified;
-	h.code_shape_held_bytes = cs->code_shape_held_bytes;
+	h.attached_files = cs->attach.files;
+	h.attach_failures = cs->attach.failures;
+	h.attach_users = cs->attach.users;
+	h.attach_max_files = cs->attach.max_files;
+	h.attach_refusals = cs->attach.refusals;
+	h.attach_detaches = cs->attach.detaches;
+	h.exec_attaches = cs->attach.exec_attaches;
+	h.exec_window_last_us = cs->attach.exec_window_last_ns / 1000;
+	h.exec_window_max_us = cs->attach.exec_window_max_ns / 1000;
+	h.code_shape_files = cs->attach.code_shape_files;
+	h.code_shape_verified = cs->attach.code_shape_verified;
+	h.code_shape_held_bytes = cs->attach.code_shape_held_bytes;
 	h.rustls_unbound_records = cs->rustls_unbound_records;
-	h.exec_holds = cs->exec_holds;
-	h.exec_hold_failures = cs->exec_hold_failures + cs->exec_hold_timeouts;
-	h.exec_hold_max_us = cs->exec_hold_max_ns / 1000;
+	h.exec_holds = cs->attach.exec_holds;
+	h.exec_hold_failures = cs->attach.exec_hold_failures + cs->attach.exec_hold_timeouts;
+	h.exec_hold_max_us = cs->attach.exec_hold_max_ns / 1000;
 	h.conns_open = ns.open;
 	h.gaps = ns.gaps;
 	h.gap_bytes = ns.gap_bytes;
@@ -480,7 +480,7 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		"llm_calls=%llu json_errors=%llu spans=%llu",
 		(unsigned long long)cs.events, (unsigned long long)cs.bytes,
 		(unsigned long long)cs.lost_records, (unsigned long long)cs.lost_bytes,
-		(unsigned long long)cs.malformed_records, cs.attached_files, cs.attach_failures,
+		(unsigned long long)cs.malformed_records, cs.attach.files, cs.attach.failures,
 		cs.sock_rung ? cs.sock_rung : "-", (unsigned long long)ns.open,
 		(unsigned long long)ns.created, (unsigned long long)ns.gaps,
 		(unsigned long long)ns.gap_bytes, (unsigned long long)ns.overlap_bytes,
@@ -507,21 +507,21 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		" attach_users=%u attach_processes=%u attach_max_files=%u attach_refusals=%llu"
 		" attach_detaches=%llu exec_attaches=%llu needed_attaches=%llu"
 		" exec_window_last_us=%llu exec_window_max_us=%llu exec_window_avg_us=%llu",
-		cs.attach_users, cs.attach_processes, cs.attach_max_files,
-		(unsigned long long)cs.attach_refusals, (unsigned long long)cs.attach_detaches,
-		(unsigned long long)cs.exec_attaches, (unsigned long long)cs.needed_attaches,
-		(unsigned long long)cs.exec_window_last_ns / 1000,
-		(unsigned long long)cs.exec_window_max_ns / 1000,
-		(unsigned long long)cs.exec_window_avg_ns / 1000);
+		cs.attach.users, cs.attach.processes, cs.attach.max_files,
+		(unsigned long long)cs.attach.refusals, (unsigned long long)cs.attach.detaches,
+		(unsigned long long)cs.attach.exec_attaches, (unsigned long long)cs.attach.needed_attaches,
+		(unsigned long long)cs.attach.exec_window_last_ns / 1000,
+		(unsigned long long)cs.attach.exec_window_max_ns / 1000,
+		(unsigned long long)cs.attach.exec_window_avg_ns / 1000);
 	fprintf(stderr,
 		" code_shape_files=%u code_shape_verified=%llu code_shape_held_bytes=%llu"
 		" rustls_unbound_records=%llu exec_holds=%llu exec_hold_timeouts=%llu"
 		" exec_hold_failures=%llu exec_hold_max_us=%llu",
-		cs.code_shape_files, (unsigned long long)cs.code_shape_verified,
-		(unsigned long long)cs.code_shape_held_bytes,
-		(unsigned long long)cs.rustls_unbound_records, (unsigned long long)cs.exec_holds,
-		(unsigned long long)cs.exec_hold_timeouts, (unsigned long long)cs.exec_hold_failures,
-		(unsigned long long)cs.exec_hold_max_ns / 1000);
+		cs.attach.code_shape_files, (unsigned long long)cs.attach.code_shape_verified,
+		(unsigned long long)cs.attach.code_shape_held_bytes,
+		(unsigned long long)cs.rustls_unbound_records, (unsigned long long)cs.attach.exec_holds,
+		(unsigned long long)cs.attach.exec_hold_timeouts, (unsigned long long)cs.attach.exec_hold_failures,
+		(unsigned long long)cs.attach.exec_hold_max_ns / 1000);
 	for (int i = 0; i < p->n_exporters; i++) {
 		struct export_stats es = {};
 

@@ -681,8 +681,6 @@ static void capture__sum_plain(struct capture *c, struct capture_stats *st)
 
 void capture__stats(struct capture *c, struct capture_stats *st)
 {
-	struct attach_stats as;
-
 	memset(st, 0, sizeof(*st));
 	st->events = c->events;
 	st->bytes = c->bytes;
@@ -701,26 +699,7 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 	st->lost_bytes = st->drops[TT_DROP_RINGBUF_BYTES] + st->drops[TT_DROP_TRUNCATED_BYTES] +
 			 st->drops[TT_DROP_READ_ERRORS];
 	if (c->attach) {
-		attach__stats(c->attach, &as);
-		st->attached_files = as.files;
-		st->attach_failures = as.failures;
-		st->attach_users = as.users;
-		st->attach_processes = as.processes;
-		st->attach_max_files = as.max_files;
-		st->attach_refusals = as.refusals;
-		st->attach_detaches = as.detaches;
-		st->exec_attaches = as.exec_attaches;
-		st->needed_attaches = as.needed_attaches;
-		st->exec_window_last_ns = as.exec_window_last_ns;
-		st->exec_window_max_ns = as.exec_window_max_ns;
-		st->exec_window_avg_ns = as.exec_window_avg_ns;
-		st->code_shape_files = as.code_shape_files;
-		st->code_shape_verified = as.code_shape_verified;
-		st->code_shape_held_bytes = as.code_shape_held_bytes;
-		st->exec_holds = as.exec_holds;
-		st->exec_hold_timeouts = as.exec_hold_timeouts;
-		st->exec_hold_failures = as.exec_hold_failures;
-		st->exec_hold_max_ns = as.exec_hold_max_ns;
+		attach__stats(c->attach, &st->attach);
 	}
 	st->rustls_unbound_records = c->aead_bind.dropped_records;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attach/attach.h"
+
 enum cap_dir {
 	CAP_DIR_WRITE = 0, /* bytes the traced process sent (the request, for a client) */
 	CAP_DIR_READ = 1,  /* bytes it received */
@@ -115,8 +117,7 @@ struct capture_stats {
 	uint64_t drops[8];           /* per enum tt_drop_counter, summed over CPUs */
 	uint64_t malformed_records;  /* records too short or of unknown kind */
 	const char *sock_rung;       /* which rung of the attach ladder is live */
-	uint32_t attached_files;     /* distinct (dev, inode) with TLS probes */
-	uint32_t attach_failures;
+	struct attach_stats attach;  /* files attached, their users, exec -> attached, holds */
 	/* Plain HTTP (no TLS) capture at the socket layer. */
 	const char *plain_rung;      /* "sock_length" or "sys_exit", NULL when plain capture is off */
 	uint64_t plain_records;      /* TT_EV_DATA records of plaintext sockets received */
@@ -125,16 +126,7 @@ struct capture_stats {
 	uint64_t plain_socks_other;  /* TCP sockets whose first POST went to another path */
 	uint64_t plain_h2c_other;    /* h2c connections to a port not in h2c_ports: not copied */
 	const char *plain_tried;     /* why the plain rungs before plain_rung were passed over */
-	/* Attached files' users and bound, and exec -> attached (see attach/attach.h). */
-	uint32_t attach_users, attach_processes, attach_max_files;
-	uint64_t attach_refusals, attach_detaches;
-	uint64_t exec_attaches, needed_attaches;
-	uint64_t exec_window_last_ns, exec_window_max_ns, exec_window_avg_ns;
-	/* Code-shape attachments (BoringSSL, aws-lc under rustls) and their connections' gate. */
-	uint32_t code_shape_files;
-	uint64_t code_shape_verified, code_shape_held_bytes;
 	uint64_t rustls_unbound_records; /* rustls records dropped: their socket never known */
-	uint64_t exec_holds, exec_hold_timeouts, exec_hold_failures, exec_hold_max_ns;
 };
 
 struct capture;

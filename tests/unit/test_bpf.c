@@ -517,7 +517,7 @@ TEST(open_picks_rung)
 	capture__stats(c, &st);
 	CHECK_EQ_STR(st.sock_rung, want);
 	CHECK_EQ_STR(st.plain_rung, plain_rung_expected());
-	CHECK(st.attached_files >= 1);
+	CHECK(st.attach.files >= 1);
 	CHECK_EQ_INT(st.malformed_records, 0);
 	capture__close(c);
 
@@ -656,10 +656,10 @@ static void live_node(struct capture *c, struct rec *r, struct fixture *f, const
 	capture__stats(c, &before);
 	CHECK_EQ_INT(run_client(c, r, argv, f->log), 0);
 	capture__stats(c, &after);
-	CHECK(after.attached_files > before.attached_files);
+	CHECK(after.attach.files > before.attach.files);
 	if (!first_write_conn(r))
 		fprintf(stderr, "  node: %zu events seen, attached files %u -> %u, %llu lost\n",
-			r->n, before.attached_files, after.attached_files,
+			r->n, before.attach.files, after.attach.files,
 			(unsigned long long)after.lost_bytes);
 	conn = check_request(r, f, "POST /api/chat HTTP/1.1\r\n", f->body_len, &w);
 	check_response(r, conn);
