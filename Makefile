@@ -92,7 +92,7 @@ run: deps all
 	$(BUILD)/tokentap $(ARGS)
 
 # ---- tests ---------------------------------------------------------------------------------
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/tt_test.h $(LIB)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shape_image.h"
 #include "tt_test.h"
 
 #include "attach/boringssl.h"
@@ -21,96 +22,12 @@
 #include "attach/discovery_cache.h"
 #include "tokentap_abi.h"
 
-#define IMG_SIZE (6u << 20) /* above BSSL_MIN_FILE_SIZE so bssl__worth_analysing accepts it */
-#define RO_OFF 0x1000
-#define RO_VADDR 0x201000
-#define TEXT_OFF 0x10000
-#define TEXT_VADDR 0x410000
-#define TEXT_SIZE 0x4000
-#define EH_OFF 0x8000
-#define EH_VADDR 0x208000
-#define NAME_AT 0x40 /* of the string, in rodata */
-
 static const char ssl_lib[] = "../../vendor/boringssl/ssl/ssl_lib.cc";
-
-struct asm_buf {
-	uint8_t *img;
-	uint64_t pos; /* file offset being written */
-	bool lea;     /* load the file name with lea rip (else mov imm32) */
-	bool four;    /* 4-argument ERR_put_error: file in rdx, reason in esi */
-	uint64_t err_fn;
-};
-
-static uint64_t va(const struct asm_buf *b)
-{
-	return b->pos - TEXT_OFF + TEXT_VADDR;
-}
-
-static void emit(struct asm_buf *b, const void *bytes, size_t n)
-{
-	memcpy(b->img + b->pos, bytes, n);
-	b->pos += n;
-}
-
-static void emit1(struct asm_buf *b, uint8_t x)
-{
-	emit(b, &x, 1);
-}
-
-static void emit32(struct asm_buf *b, uint32_t x)
-{
-	emit(b, &x, 4);
-}
-
-/* int3 padding to the next 16-byte boundary, then push rbp; mov rbp, rsp. Returns the vaddr. */
-static uint64_t fn_begin(struct asm_buf *b)
-{
-	emit1(b, 0xcc);
-	while (b->pos % 16)
-		emit1(b, 0xcc);
-	emit(b, "\x55\x48\x89\xe5", 4);
-	return va(b) - 4;
-}
-
-static void fn_end(struct asm_buf *b)
-{
-	emit(b, "\x5d\xc3", 2); /* pop rbp; ret */
-}
-
-static void call(struct asm_buf *b, uint64_t target)
-{
-	emit1(b, 0xe8);
-	emit32(b, (uint32_t)(target - (va(b) + 4)));
-}
-
-static void mov_imm(struct asm_buf *b, uint8_t op, uint32_t imm)
-{
-	emit1(b, op);
-	emit32(b, imm);
-}
 
 /* OPENSSL_PUT_ERROR(SSL, reason): the argument set-up and the call. */
 static void put_error(struct asm_buf *b, uint32_t reason, uint32_t line)
 {
-	uint64_t name = RO_VADDR + NAME_AT;
-
-	if (b->lea) {
-		emit(b, b->four ? "\x48\x8d\x15" : "\x48\x8d\x0d", 3);
-		emit32(b, (uint32_t)(name - (va(b) + 4)));
-	} else {
-		mov_imm(b, b->four ? 0xba : 0xb9, (uint32_t)name);
-	}
-	mov_imm(b, 0xbf, BSSL_LIB_SSL);
-	if (b->four) {
-		mov_imm(b, 0xbe, reason);
-		mov_imm(b, 0xb9, line);
-	} else {
-		emit(b, "\x31\xf6", 2); /* xor esi, esi */
-		mov_imm(b, 0xba, reason);
-		emit(b, "\x41\xb8", 2);
-		emit32(b, line);
-	}
-	call(b, b->err_fn);
+	put_err_at(b, RO_VADDR + NAME_AT, BSSL_LIB_SSL, reason, line);
 }
 
 static void quic_check(struct asm_buf *b, bool via_rbx)
@@ -174,47 +91,10 @@ static void emit_other(struct asm_buf *b)
 	fn_end(b);
 }
 
-static void put_phdr(uint8_t *img, int i, uint32_t type, uint32_t flags, uint64_t off,
-		     uint64_t vaddr, uint64_t size)
-{
-	Elf64_Phdr ph = {.p_type = type, .p_flags = flags, .p_offset = off, .p_vaddr = vaddr,
-			 .p_paddr = vaddr, .p_filesz = size, .p_memsz = size, .p_align = 0x1000};
-
-	memcpy(img + sizeof(Elf64_Ehdr) + (size_t)i * sizeof(ph), &ph, sizeof(ph));
-}
-
-static void put_elf_header(uint8_t *img, int phnum)
-{
-	Elf64_Ehdr eh = {.e_type = ET_EXEC, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
-			 .e_phoff = sizeof(Elf64_Ehdr), .e_ehsize = sizeof(Elf64_Ehdr),
-			 .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = (uint16_t)phnum};
-
-	memcpy(eh.e_ident, ELFMAG, SELFMAG);
-	eh.e_ident[EI_CLASS] = ELFCLASS64;
-	eh.e_ident[EI_DATA] = ELFDATA2LSB;
-	eh.e_ident[EI_VERSION] = EV_CURRENT;
-	memcpy(img, &eh, sizeof(eh));
-}
-
 struct synth {
 	uint8_t *img;
 	uint64_t write, read, peek, impl;
 };
-
-/* .eh_frame_hdr: version 1, pcrel sdata4 pointer, udata4 count, datarel sdata4 table. */
-static void put_eh_frame_hdr(uint8_t *img, const uint64_t *starts, uint32_t n)
-{
-	uint8_t *h = img + EH_OFF;
-	uint32_t i;
-
-	h[0] = 1, h[1] = 0x1b, h[2] = 0x03, h[3] = 0x3b;
-	memcpy(h + 8, &n, 4);
-	for (i = 0; i < n; i++) {
-		int32_t rel = (int32_t)(starts[i] - EH_VADDR);
-
-		memcpy(h + 12 + 8 * i, &rel, 4);
-	}
-}
 
 /* opts: lea / four as in asm_buf; peek adds an SSL_peek; two_writes a second SSL_write. */
 static void synth__build(struct synth *s, bool lea, bool four, bool peek, bool two_writes,
@@ -247,11 +127,6 @@ static void synth__build(struct synth *s, bool lea, bool four, bool peek, bool t
 	n++;
 	if (eh)
 		put_eh_frame_hdr(s->img, starts, n);
-}
-
-static uint64_t off_of(uint64_t vaddr)
-{
-	return vaddr - TEXT_VADDR + TEXT_OFF;
 }
 
 static void check_found(bool lea, bool four, bool peek, bool eh)
@@ -378,31 +253,6 @@ TEST(corrupted_code_finds_nothing_wrong)
 		free(s.img);
 	}
 	CHECK_EQ_INT(wrong, 0);
-}
-
-static char *temp_dir(void)
-{
-	char tmpl[] = "/tmp/tt-bssl-XXXXXX";
-	char *d = mkdtemp(tmpl);
-
-	return d ? strdup(d) : NULL;
-}
-
-static void rm_tree(const char *dir)
-{
-	char path[4200];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	while (d && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
 }
 
 TEST(cache_round_trip_and_bound)
