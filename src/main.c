@@ -326,8 +326,8 @@ static void pipeline__publish_metrics(struct pipeline *p, const struct capture_s
 	h.exec_window_last_us = cs->attach.exec_window_last_ns / 1000;
 	h.exec_window_max_us = cs->attach.exec_window_max_ns / 1000;
 	h.code_shape_files = cs->attach.code_shape_files;
-	h.code_shape_verified = cs->attach.code_shape_verified;
-	h.code_shape_held_bytes = cs->attach.code_shape_held_bytes;
+	h.code_shape_verified = cs->code_shape_verified;
+	h.code_shape_held_bytes = cs->code_shape_held_bytes;
 	h.rustls_unbound_records = cs->rustls_unbound_records;
 	h.exec_holds = cs->attach.exec_holds;
 	h.exec_hold_failures = cs->attach.exec_hold_failures + cs->attach.exec_hold_timeouts;
@@ -517,8 +517,8 @@ static void pipeline__print_stats(struct pipeline *p, const struct capture_stats
 		" code_shape_files=%u code_shape_verified=%llu code_shape_held_bytes=%llu"
 		" rustls_unbound_records=%llu exec_holds=%llu exec_hold_timeouts=%llu"
 		" exec_hold_failures=%llu exec_hold_max_us=%llu",
-		cs.attach.code_shape_files, (unsigned long long)cs.attach.code_shape_verified,
-		(unsigned long long)cs.attach.code_shape_held_bytes,
+		cs.attach.code_shape_files, (unsigned long long)cs.code_shape_verified,
+		(unsigned long long)cs.code_shape_held_bytes,
 		(unsigned long long)cs.rustls_unbound_records, (unsigned long long)cs.attach.exec_holds,
 		(unsigned long long)cs.attach.exec_hold_timeouts, (unsigned long long)cs.attach.exec_hold_failures,
 		(unsigned long long)cs.attach.exec_hold_max_ns / 1000);

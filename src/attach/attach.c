@@ -154,7 +154,6 @@ struct attach {
 	uint64_t exec_attaches, needed_attaches;
 	uint64_t window_last_ns, window_max_ns, window_sum_ns;
 	struct bssl_worker *bssl; /* stripped BoringSSL found by code shape, on its own thread */
-	struct bssl_gate bssl_gate; /* their connections pass once their bytes are HTTP */
 };
 
 static uint64_t now_ns(void)
@@ -1348,18 +1347,10 @@ void attach__stats(const struct attach *a, struct attach_stats *st)
 	st->exec_window_avg_ns = a->exec_attaches ? a->window_sum_ns / a->exec_attaches : 0;
 	for (uint32_t i = 0; i < a->nfiles; i++)
 		st->code_shape_files += strstr(a->files[i].method ?: "", "-code") != NULL;
-	st->code_shape_verified = a->bssl_gate.verified;
 	st->exec_holds = a->hold.held;
 	st->exec_hold_timeouts = a->hold.timeouts;
 	st->exec_hold_failures = a->hold.failures;
 	st->exec_hold_max_ns = a->hold.max_ns;
-	st->code_shape_held_bytes = a->bssl_gate.held_bytes;
-}
-
-bool attach__record_trusted(struct attach *a, const void *rec, size_t size)
-{
-	a->bssl_gate.verbose = a->verbose;
-	return bssl_gate__pass(&a->bssl_gate, rec, size);
 }
 
 const char *attach__file_path(const struct attach *a, uint32_t i, const char **method)
@@ -1427,7 +1418,6 @@ void attach__free(struct attach *a)
 	attach__join_reaper(a);
 	exec_hold__release_all(&a->hold, now_ns());
 	bssl_worker__free(a->bssl);
-	bssl_gate__free(&a->bssl_gate);
 	for (i = 0; i < PID_BUCKETS; i++) {
 		while (a->pids[i]) {
 			struct pid_users *u = a->pids[i];

@@ -68,10 +68,7 @@ struct attach_stats {
 	uint64_t exec_attaches;
 	uint64_t needed_attaches; /* of those, found through DT_NEEDED before the loader mapped */
 	uint64_t exec_window_last_ns, exec_window_max_ns, exec_window_avg_ns;
-	/* Files whose entry points were found by code shape (attach/boringssl.c, awslc.c), and the
-	 * live-traffic gate their connections pass: verified by an HTTP request, or held back. */
-	uint32_t code_shape_files;
-	uint64_t code_shape_verified, code_shape_held_bytes;
+	uint32_t code_shape_files; /* entry points found by code shape (boringssl.c, awslc.c) */
 	/* Just-exec'd processes held while their executable was analysed (attach/exec_hold.h). */
 	uint64_t exec_holds, exec_hold_timeouts, exec_hold_failures, exec_hold_max_ns;
 };
@@ -110,9 +107,6 @@ void attach__run_pending(struct attach *a);
 void attach__stats(const struct attach *a, struct attach_stats *st);
 /* The i-th attached file (path used to attach) and how it was found, or NULL past the end. */
 const char *attach__file_path(const struct attach *a, uint32_t i, const char **method);
-/* A record of probes found by code shape (TT_SRC_BORINGSSL): false while its connection has not
- * shown HTTP bytes, so a wrong guess never reaches the parsers (attach/boringssl.h). */
-bool attach__record_trusted(struct attach *a, const void *rec, size_t size);
 /* Destroys n links (NULL entries allowed) concurrently: each waits for an RCU grace period. */
 struct bpf_link;
 void attach__destroy_links(struct bpf_link **links, size_t n);

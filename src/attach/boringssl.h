@@ -65,40 +65,4 @@ int bssl_worker__poll(struct bssl_worker *w, struct bssl_found *out);
 uint32_t bssl_worker__busy(struct bssl_worker *w);
 void bssl_worker__free(struct bssl_worker *w);
 
-/* ---- verification by live traffic ----------------------------------------------------------- */
-
-/*
- * A code-shape guess is trusted per connection only once its bytes are TLS plaintext of HTTP: a
- * record that starts an HTTP request (a request line or the HTTP/2 preface). Until then every
- * data record of the connection is dropped (counted), so a wrong guess can never become a span. Memory is bounded: the table is cleared when 3/4 full (connections seen
- * again afterwards are judged anew).
- */
-#define BSSL_GATE_SLOTS 8192
-
-enum bssl_gate_state {
-	BSSL_GATE_FREE = 0,
-	BSSL_GATE_VERIFIED = 1,
-	BSSL_GATE_WAITING = 2, /* seen, no HTTP start yet: records held back */
-	BSSL_GATE_CLOSED = 3,  /* closed: judged anew if the SSL* comes back */
-};
-
-struct bssl_gate_slot {
-	uint64_t conn_id;
-	uint32_t pid;
-	uint8_t state; /* enum bssl_gate_state */
-};
-
-struct bssl_gate {
-	struct bssl_gate_slot *slots;
-	uint32_t used;
-	uint64_t verified, held_conns, held_bytes;
-	bool verbose;
-};
-
-/* True when bytes start an HTTP/1 request (origin form, OPTIONS, CONNECT) or the HTTP/2 preface. */
-bool bssl__starts_request(const uint8_t *p, size_t n);
-/* Whether a raw record (struct tt_event_hdr first) may go on to the parsers. */
-bool bssl_gate__pass(struct bssl_gate *g, const void *rec, size_t size);
-void bssl_gate__free(struct bssl_gate *g);
-
 #endif

@@ -20,6 +20,7 @@
 #include "tokentap_abi.h"
 #include "attach/attach.h"
 #include "capture/aead_bind.h"
+#include "capture/trust_gate.h"
 #include "capture/capture.h"
 #include "tokentap.skel.h"
 
@@ -81,6 +82,7 @@ struct capture {
 	struct ring_buffer *rb;
 	struct attach *attach;
 	struct aead_bind aead_bind; /* rustls records to their sockets' connections */
+	struct trust_gate gate;	    /* code-shape probes' connections pass once they are HTTP */
 	struct cap_sink sink;
 	struct bpf_link *links[CAPTURE_LINKS_MAX]; /* socket and process programs */
 	int nlinks;
@@ -360,7 +362,7 @@ static int capture__deliver(void *ctx, const void *data, size_t size)
 
 	memcpy(&h, data, sizeof(h));
 	if ((h.source == TT_SRC_BORINGSSL || h.source == TT_SRC_RUSTLS) &&
-	    !attach__record_trusted(c->attach, data, size))
+	    !trust_gate__pass(&c->gate, data, size))
 		return 0;
 	if (capture__dispatch_record(data, size, &c->sink)) {
 		c->malformed++;
@@ -609,6 +611,7 @@ int capture__open(struct capture **out, const struct capture_opts *opts,
 	if (!c)
 		return -ENOMEM;
 	c->verbose = opts->verbose;
+	c->gate.verbose = opts->verbose;
 	c->max_attached_files = opts->max_attached_files;
 	c->exec_hold_ms = opts->exec_hold_ms;
 	c->no_exec_hold = opts->no_exec_hold;
@@ -702,6 +705,8 @@ void capture__stats(struct capture *c, struct capture_stats *st)
 		attach__stats(c->attach, &st->attach);
 	}
 	st->rustls_unbound_records = c->aead_bind.dropped_records;
+	st->code_shape_verified = c->gate.verified;
+	st->code_shape_held_bytes = c->gate.held_bytes;
 }
 
 void capture__close(struct capture *c)
@@ -711,6 +716,7 @@ void capture__close(struct capture *c)
 	/* Probes first, so nothing writes into the buffer we are about to free. */
 	attach__free(c->attach);
 	aead_bind__free(&c->aead_bind);
+	trust_gate__free(&c->gate);
 	c->attach = NULL;
 	ring_buffer__free(c->rb);
 	c->rb = NULL;

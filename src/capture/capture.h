@@ -127,6 +127,9 @@ struct capture_stats {
 	uint64_t plain_h2c_other;    /* h2c connections to a port not in h2c_ports: not copied */
 	const char *plain_tried;     /* why the plain rungs before plain_rung were passed over */
 	uint64_t rustls_unbound_records; /* rustls records dropped: their socket never known */
+	/* The trust gate of code-shape probes: connections verified by an HTTP request, bytes held
+	 * back before that (capture/trust_gate.h). */
+	uint64_t code_shape_verified, code_shape_held_bytes;
 };
 
 struct capture;

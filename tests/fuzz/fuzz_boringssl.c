@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// FUZZ_SOURCES: src/attach/boringssl.c src/attach/codeshape.c src/attach/awslc.c src/attach/discovery_cache.c
+// FUZZ_SOURCES: src/attach/boringssl.c src/attach/codeshape.c src/attach/awslc.c src/attach/discovery_cache.c src/capture/trust_gate.c
 // FUZZ_LIBS: -lcapstone -lpthread
 /*
  * Code-shape discovery on untrusted files: the input is an ELF image (seeds: small synthetic
@@ -15,6 +15,7 @@
 
 #include "attach/awslc.h"
 #include "attach/boringssl.h"
+#include "capture/trust_gate.h"
 
 /* aws-lc's verdict: all four offsets inside the image when found, none when not. */
 static void check_awslc(const uint8_t *img, size_t size)
@@ -32,7 +33,7 @@ static void check_awslc(const uint8_t *img, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct bssl_gate gate = {0};
+	struct trust_gate gate = {0};
 	struct bssl_result r;
 	uint8_t *copy = malloc(size ? size : 1);
 
@@ -44,9 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (!r.write_off || !r.read_off || r.write_off >= size || r.read_off >= size))
 		abort();
 	check_awslc(copy, size);
-	bssl_gate__pass(&gate, copy, size);
-	bssl_gate__pass(&gate, copy, size);
-	bssl_gate__free(&gate);
+	trust_gate__pass(&gate, copy, size);
+	trust_gate__pass(&gate, copy, size);
+	trust_gate__free(&gate);
 	free(copy);
 	return 0;
 }

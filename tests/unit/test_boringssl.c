@@ -19,6 +19,7 @@
 
 #include "attach/boringssl.h"
 #include "attach/codeshape.h"
+#include "capture/trust_gate.h"
 #include "attach/discovery_cache.h"
 #include "tokentap_abi.h"
 
@@ -392,80 +393,80 @@ static size_t rec(uint16_t kind, uint32_t pid, uint64_t conn, const char *data)
 
 TEST(starts_request)
 {
-	CHECK(bssl__starts_request((const uint8_t *)"POST /v1/messages HTTP/1.1\r\n", 28));
-	CHECK(bssl__starts_request((const uint8_t *)"GET /health HTTP/1.1\r\n", 22));
-	CHECK(bssl__starts_request((const uint8_t *)"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24));
-	CHECK(!bssl__starts_request((const uint8_t *)"HTTP/1.1 200 OK\r\n", 17)); /* a response */
-	CHECK(!bssl__starts_request((const uint8_t *)"PRI * HTTP/2.0\r\n", 16));   /* cut short */
-	CHECK(!bssl__starts_request((const uint8_t *)"POST", 4));
-	CHECK(!bssl__starts_request((const uint8_t *)"POSTAL /", 8));
-	CHECK(!bssl__starts_request((const uint8_t *)"\x16\x03\x01\x02\x00", 5)); /* TLS */
-	CHECK(!bssl__starts_request((const uint8_t *)"{\"model\":1}", 11));
-	CHECK(!bssl__starts_request(NULL, 0));
+	CHECK(trust__starts_request((const uint8_t *)"POST /v1/messages HTTP/1.1\r\n", 28));
+	CHECK(trust__starts_request((const uint8_t *)"GET /health HTTP/1.1\r\n", 22));
+	CHECK(trust__starts_request((const uint8_t *)"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24));
+	CHECK(!trust__starts_request((const uint8_t *)"HTTP/1.1 200 OK\r\n", 17)); /* a response */
+	CHECK(!trust__starts_request((const uint8_t *)"PRI * HTTP/2.0\r\n", 16));   /* cut short */
+	CHECK(!trust__starts_request((const uint8_t *)"POST", 4));
+	CHECK(!trust__starts_request((const uint8_t *)"POSTAL /", 8));
+	CHECK(!trust__starts_request((const uint8_t *)"\x16\x03\x01\x02\x00", 5)); /* TLS */
+	CHECK(!trust__starts_request((const uint8_t *)"{\"model\":1}", 11));
+	CHECK(!trust__starts_request(NULL, 0));
 }
 
 TEST(gate_passes_http_connections_only)
 {
-	struct bssl_gate g = {0};
+	struct trust_gate g = {0};
 	size_t n;
 	int i;
 
 	n = rec(TT_EV_DATA, 10, 0xa0, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n");
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 10, 0xa0, "{\"model\":\"gpt-4o\"}"); /* later bytes: no check */
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	/* A wrong guess: nothing of it ever passes, however long it runs. */
 	for (i = 0; i < 100; i++) {
 		n = rec(TT_EV_DATA, 10, 0xb0, i & 1 ? "\x01\x02garbage" : "{\"not\": \"http\"}");
-		CHECK(!bssl_gate__pass(&g, &rec_ev, n));
+		CHECK(!trust_gate__pass(&g, &rec_ev, n));
 	}
 	n = rec(TT_EV_SOCK, 10, 0xb0, NULL); /* no payload: passes, makes no span */
-	CHECK(bssl_gate__pass(&g, &rec_ev, sizeof(struct tt_sock_event)));
+	CHECK(trust_gate__pass(&g, &rec_ev, sizeof(struct tt_sock_event)));
 	CHECK_EQ_INT(g.held_conns, 1);
 	CHECK(g.held_bytes > 100);
 	/* Probes attached mid-response: the tail is held back, the next request verifies. */
 	n = rec(TT_EV_DATA, 11, 0xc0, "ens\":5}}\r\n0\r\n\r\n");
-	CHECK(!bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(!trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 11, 0xc0, "POST /v1/messages HTTP/1.1\r\n");
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 11, 0xc0, "\x01 any later bytes");
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 12, 0xb0, "GET /health HTTP/1.1\r\n"); /* same SSL*, other process */
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	CHECK_EQ_INT(g.verified, 3);
 	CHECK_EQ_INT(g.held_conns, 2);
 	/* Closed: the address may be a new connection, judged by its own bytes. */
 	n = rec(TT_EV_CLOSE, 11, 0xc0, NULL);
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 11, 0xc0, "garbage");
-	CHECK(!bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(!trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_CLOSE, 11, 0xc0, NULL);
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 11, 0xc0, "HTTP/1.1 200 OK\r\n"); /* a response to an unseen request */
-	CHECK(!bssl_gate__pass(&g, &rec_ev, n));
+	CHECK(!trust_gate__pass(&g, &rec_ev, n));
 	n = rec(TT_EV_DATA, 11, 0xc0, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-	CHECK(bssl_gate__pass(&g, &rec_ev, n));
-	CHECK(!bssl_gate__pass(&g, &rec_ev, 8)); /* shorter than a header */
-	bssl_gate__free(&g);
+	CHECK(trust_gate__pass(&g, &rec_ev, n));
+	CHECK(!trust_gate__pass(&g, &rec_ev, 8)); /* shorter than a header */
+	trust_gate__free(&g);
 }
 
 TEST(gate_memory_is_bounded)
 {
-	struct bssl_gate g = {0};
+	struct trust_gate g = {0};
 	uint64_t i;
 	int wrong = 0;
 
-	for (i = 1; i <= 5 * BSSL_GATE_SLOTS; i++) {
+	for (i = 1; i <= 5 * TRUST_GATE_SLOTS; i++) {
 		size_t n = rec(TT_EV_DATA, 7, i * 64, i % 3 ? "GET / HTTP/1.1\r\n" : "junk");
 
-		if (bssl_gate__pass(&g, &rec_ev, n) != (i % 3 != 0))
+		if (trust_gate__pass(&g, &rec_ev, n) != (i % 3 != 0))
 			wrong++;
-		CHECK(g.used <= BSSL_GATE_SLOTS);
-		if (g.used > BSSL_GATE_SLOTS)
+		CHECK(g.used <= TRUST_GATE_SLOTS);
+		if (g.used > TRUST_GATE_SLOTS)
 			break;
 	}
 	CHECK_EQ_INT(wrong, 0);
-	bssl_gate__free(&g);
+	trust_gate__free(&g);
 }
 
 int main(void)
