@@ -1057,10 +1057,14 @@ static void llm__on_abort(void *handle, enum http_abort_reason why, uint64_t ts_
 		return;
 	llm__finish_request(ex, false);
 	/*
-	 * A client may stop reading once the stream's terminal event is in (Codex leaves the last
-	 * chunk of a chunked body unread and drops the connection): the call was complete then.
+	 * A client may stop reading once the stream's terminal event is in: Codex leaves the last
+	 * chunk of a chunked body unread and drops the connection, or over HTTP/2 cancels the
+	 * stream (RST_STREAM CANCEL) when END_STREAM comes in a later frame. The call was complete.
 	 */
-	if (why == HTTP_ABORT_CONN_CLOSED && ex->mode == LLM_RESP_SSE && ex->stream_end_ns) {
+	if ((why == HTTP_ABORT_CONN_CLOSED || why == HTTP_ABORT_RST_STREAM ||
+	     why == HTTP_ABORT_GOAWAY) &&
+	    ex->mode == LLM_RESP_SSE && ex->stream_end_ns) {
+		ex->call.http2_error_code = NULL;
 		ex->call.end_ns = ex->stream_end_ns;
 		llm__finish_response(ex, true);
 		llm__emit(ex);

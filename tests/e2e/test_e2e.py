@@ -503,6 +503,40 @@ def check_span(tc, span, c, log, port):
     check_timing(tc, span, c, log, ctx)
 
 
+def check_want(tc, span, log, server, port, ctx, by="path"):
+    """A span's GenAI and HTTP attributes against a mock_apis log line, whose "want" says what a
+    span of that call must carry (None: absent). server is the host the client named (Host or
+    the address it dialled), by how tokentap must have found the provider."""
+    w, a = log["want"], span["attributes"]
+
+    def eq(key, want):
+        tc.assertEqual(a.get(key), want, f"{ctx} {key}")
+
+    tc.assertEqual(span["name"], f"{w['operation']} {w['request_model']}", ctx)
+    tc.assertEqual(span["kind"], "client", ctx)
+    eq("gen_ai.operation.name", w["operation"])
+    eq("gen_ai.provider.name", w["provider"])
+    eq("tokentap.provider.detected_by", by)
+    eq("gen_ai.request.model", w["request_model"])
+    eq("gen_ai.response.model", w["response_model"])
+    eq("gen_ai.response.id", w["id"])
+    eq("gen_ai.response.finish_reasons", [w["finish"]] if w["finish"] else None)
+    eq("gen_ai.usage.input_tokens", w["input"])
+    eq("gen_ai.usage.output_tokens", w["output"])
+    eq("gen_ai.usage.cache_read.input_tokens", w["cache_read"])
+    eq("gen_ai.usage.cache_creation.input_tokens", w["cache_creation"])
+    eq("gen_ai.usage.reasoning.output_tokens", w["reasoning"])
+    eq("gen_ai.request.max_tokens", w["max_tokens"])
+    eq("gen_ai.request.stream", w["stream"])
+    eq("openai.api.type", w["api_type"])
+    eq("server.address", server)
+    eq("server.port", port)
+    eq("http.request.method", "POST")
+    eq("url.path", log["path"].split("?")[0])
+    eq("http.response.status_code", log["status"])
+    tc.assertFalse(a.get("tokentap.capture.partial", False), f"{ctx} partial")
+
+
 # ---- tokentap ------------------------------------------------------------------------------
 
 class Tokentap:

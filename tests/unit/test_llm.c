@@ -1229,9 +1229,13 @@ static const char responses_stream_done[] = RESP_EV(
 #define T_DONE 7000  /* the terminal event */
 #define T_CLOSE 9500 /* the connection closed */
 
-/* Request, response head, the stream's events up to `done` (NULL: none), then a close. */
-static void stream_then_close(const char *req_head, const char *req, const char *head,
-			      size_t head_len, const char *done, size_t done_len)
+/*
+ * Request, response head, the stream's events up to `done` (NULL: none), then the exchange
+ * aborted for why (an HTTP/2 RST_STREAM from the client with code rst first, when rst >= 0).
+ */
+static void stream_then_abort(const char *req_head, const char *req, const char *head,
+			      size_t head_len, const char *done, size_t done_len,
+			      enum http_abort_reason why, int rst)
 {
 	struct llm_conn *lc = llm_conn__new(&info_tls, on_call, &calls);
 	const struct http_sink *s = llm_conn__sink(lc);
@@ -1249,8 +1253,40 @@ static void stream_then_close(const char *req_head, const char *req, const char 
 	s->on_body(ex, true, (const uint8_t *)head, head_len, T_BODY);
 	if (done)
 		s->on_body(ex, true, (const uint8_t *)done, done_len, T_DONE);
-	s->on_abort(ex, HTTP_ABORT_CONN_CLOSED, T_CLOSE);
+	if (rst >= 0)
+		s->on_stream_error(ex, false, (uint32_t)rst);
+	s->on_abort(ex, why, T_CLOSE);
 	llm_conn__free(lc);
+}
+
+static void stream_then_close(const char *req_head, const char *req, const char *head,
+			      size_t head_len, const char *done, size_t done_len)
+{
+	stream_then_abort(req_head, req, head, head_len, done, done_len, HTTP_ABORT_CONN_CLOSED,
+			  -1);
+}
+
+/*
+ * Over HTTP/2 Codex (hyper) cancels the stream (RST_STREAM CANCEL) once the terminal event is
+ * in, when the server's END_STREAM comes in a later frame: complete, no error, no code. Before
+ * the terminal event the reset is the error.
+ */
+TEST(responses_terminal_event_then_client_cancel)
+{
+	stream_then_abort(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			  strlen(responses_stream_head), responses_stream_done,
+			  strlen(responses_stream_done), HTTP_ABORT_RST_STREAM, 8);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "");
+	CHECK(calls[0].http2_error_code == NULL);
+	CHECK_EQ_INT(calls[0].end_ns, T_DONE);
+	CHECK_EQ_INT(calls[0].output_tokens, 12);
+	stream_then_abort(RESPONSES_REQ_HEAD, responses_stream_req, responses_stream_head,
+			  strlen(responses_stream_head), NULL, 0, HTTP_ABORT_RST_STREAM, 8);
+	CHECK_EQ_INT(n_calls, 1);
+	CHECK_EQ_STR(calls[0].error_type, "http2_rst_stream");
+	CHECK_EQ_STR(calls[0].http2_error_code, "CANCEL");
+	CHECK_EQ_INT(calls[0].end_ns, T_CLOSE);
 }
 
 TEST(responses_terminal_event_then_close)
@@ -1437,5 +1473,6 @@ int main(void)
 	RUN(responses_terminal_event_then_close);
 	RUN(anthropic_message_stop_then_close);
 	RUN(chunked_stream_closed_after_terminal_event);
+	RUN(responses_terminal_event_then_client_cancel);
 	TT_DONE();
 }
