@@ -218,7 +218,8 @@ class TestAgents(h.TracedCase):
         if front is not None and front.proc.poll() is None:
             front.proc.terminate()
             front.proc.wait(timeout=10)
-        shutil.rmtree(cls.work / "fresh-codex", ignore_errors=True)  # a 294 MB copy
+        for big in ("fresh-codex", "unseen-codex"):  # 294 MB each
+            shutil.rmtree(cls.work / big, ignore_errors=True)
 
     @classmethod
     def workload_0_first_contact(cls):
@@ -282,6 +283,18 @@ class TestAgents(h.TracedCase):
         fresh.mkdir()
         shutil.copy2(CODEX, fresh / "codex")
         return run_codex(fresh / "codex", cls.mock.base, cls.work / "codex-fresh")
+
+    @classmethod
+    def workload_codex_never_seen(cls):
+        """A Codex no cache knows (the copy grows by 4 KiB: a new size, a new cache key) run
+        straight away, no first contact: tokentap holds it from its exec until the analysis is
+        done, so its one call, made within a few hundred ms of exec, is a span."""
+        unseen = cls.work / "unseen-codex"
+        unseen.mkdir()
+        shutil.copy2(CODEX, unseen / "codex")
+        with open(unseen / "codex", "ab") as f:
+            f.write(b"\0" * 4096)
+        return run_codex(unseen / "codex", cls.mock.base, cls.work / "codex-unseen")
 
     @classmethod
     def workload_zz_stop_keepers(cls):
@@ -420,6 +433,20 @@ class TestAgents(h.TracedCase):
         exe = self.calls("codex_fresh_copy")["exe"]
         self.assertRegex(tokentap_log(self.tt), r"rustls probes attached to " + re.escape(exe) +
                          r" \(aws-lc-code \(cached\)")
+
+    def test_codex_never_seen_held_until_analysed(self):
+        """The first exec of a binary no cache knows: held (a ptrace interrupt) from its exec
+        until its probes are attached, then released, and its first call is a span."""
+        self.check_codex("codex_never_seen", self.mock.port)
+        run = self.calls("codex_never_seen")
+        log = tokentap_log(self.tt)
+        exe = re.escape(run["exe"])
+        self.assertRegex(log, rf"holding pid {run['pid']} \(\d+ threads\) until {exe} is "
+                              r"analysed")
+        self.assertRegex(log, rf"rustls probes attached to {exe} \(aws-lc-code, ")
+        held = re.search(rf"released pid {run['pid']} after ([0-9.]+) ms \(analysed\)", log)
+        self.assertIsNotNone(held, "the hold did not end with the analysis")
+        print(f"agents: never-seen codex held {float(held.group(1)):.0f} ms", file=sys.stderr)
 
     def test_discovery_method_time_and_cache(self):
         log = tokentap_log(self.tt)

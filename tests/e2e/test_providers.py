@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import unittest
 import uuid
 import zlib
 from pathlib import Path
