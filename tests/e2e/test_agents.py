@@ -214,10 +214,8 @@ class TestAgents(h.TracedCase):
 
     @classmethod
     def tearDownClass(cls):
-        front = getattr(cls, "front", None)
-        if front is not None and front.proc.poll() is None:
-            front.proc.terminate()
-            front.proc.wait(timeout=10)
+        if getattr(cls, "front", None) is not None:
+            cls.front.stop()
         for big in ("fresh-codex", "unseen-codex"):  # 294 MB each
             shutil.rmtree(cls.work / big, ignore_errors=True)
 

@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import unittest
 from pathlib import Path
 
 E2E = Path(__file__).resolve().parent
@@ -52,6 +51,11 @@ class Front:
     def by_tag(self):
         with open(self.log) as f:
             return {e["tag"]: e for e in map(json.loads, f) if e.get("tag")}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
 
 
 _TRACE = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) (=>|<=|==) (.*)$")
@@ -156,10 +160,8 @@ class TestH2(h.TracedCase):
 
     @classmethod
     def tearDownClass(cls):
-        front = getattr(cls, "front", None)
-        if front is not None and front.proc.poll() is None:
-            front.proc.terminate()
-            front.proc.wait(timeout=10)
+        if getattr(cls, "front", None) is not None:
+            cls.front.stop()
 
     def curl(self, **kw):
         return run_curl(work=self.work, base=self.front.base, **kw)
