@@ -266,26 +266,45 @@ static struct json_object *output_message(struct json_object *parts, const char 
 	return m;
 }
 
-void content__response_openai(struct llm_content *c, struct json_object *root)
+static size_t arr_len(struct json_object *a)
 {
-	struct json_object *choices = jget(root, "choices");
-	size_t n;
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
 
-	if (!c || !json_object_is_type(choices, json_type_array))
+/* The parts of one chat completion choice: its message converted, its parts kept. */
+static struct json_object *choice__parts(struct json_object *ch)
+{
+	struct json_object *m = message_convert(jget(ch, "message")), *parts = NULL;
+
+	json_object_object_get_ex(m, "parts", &parts);
+	json_object_get(parts);
+	json_object_put(m);
+	return parts;
+}
+
+/*
+ * One output message per element of arr (choices, candidates): parts_of(element) and the
+ * element's finish_key. Not an array: the output stays as it was.
+ */
+static void output__per_element(struct llm_content *c, struct json_object *arr,
+				struct json_object *(*parts_of)(struct json_object *el),
+				const char *finish_key)
+{
+	if (!json_object_is_type(arr, json_type_array))
 		return;
-	n = json_object_array_length(choices);
 	json_object_put(c->output);
 	c->output = json_object_new_array();
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *ch = json_object_array_get_idx(choices, i);
-		struct json_object *m = message_convert(jget(ch, "message"));
-		struct json_object *parts = NULL;
+	for (size_t i = 0; i < arr_len(arr); i++) {
+		struct json_object *el = json_object_array_get_idx(arr, i);
 
-		json_object_object_get_ex(m, "parts", &parts);
-		json_object_get(parts);
-		json_object_put(m);
-		json_object_array_add(c->output, output_message(parts, jstr(ch, "finish_reason")));
+		json_object_array_add(c->output, output_message(parts_of(el), jstr(el, finish_key)));
 	}
+}
+
+void content__response_openai(struct llm_content *c, struct json_object *root)
+{
+	if (c)
+		output__per_element(c, jget(root, "choices"), choice__parts, "finish_reason");
 }
 
 void content__response_anthropic(struct llm_content *c, struct json_object *root)
@@ -549,11 +568,6 @@ static void input__add(struct llm_content *c, struct json_object *msg)
 	json_object_array_add(c->input, msg);
 }
 
-static size_t arr_len(struct json_object *a)
-{
-	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
-}
-
 /* A part named by its kind only (media, files): their bytes are never exported. The name is
  * made snake_case ("inlineData" -> "inline_data") and anything but letters becomes '_'. */
 static void parts_add_kind(struct json_object *parts, const char *kind)
@@ -718,22 +732,19 @@ static void event__responses(struct llm_content *c, struct json_object *root)
 
 /* ---- legacy completions: choices[].text ---- */
 
+/* The parts of one legacy completion choice: its text. */
+static struct json_object *completion__parts(struct json_object *ch)
+{
+	struct json_object *parts = json_object_new_array();
+
+	if (jget(ch, "text"))
+		parts_add_text(parts, jget(ch, "text"));
+	return parts;
+}
+
 static void response__completions(struct llm_content *c, struct json_object *root)
 {
-	struct json_object *choices = jget(root, "choices");
-
-	if (!json_object_is_type(choices, json_type_array))
-		return;
-	json_object_put(c->output);
-	c->output = json_object_new_array();
-	for (size_t i = 0; i < arr_len(choices); i++) {
-		struct json_object *ch = json_object_array_get_idx(choices, i);
-		struct json_object *parts = json_object_new_array();
-
-		if (jget(ch, "text"))
-			parts_add_text(parts, jget(ch, "text"));
-		json_object_array_add(c->output, output_message(parts, jstr(ch, "finish_reason")));
-	}
+	output__per_element(c, jget(root, "choices"), completion__parts, "finish_reason");
 }
 
 static void event__completions(struct llm_content *c, struct json_object *root)
@@ -822,24 +833,16 @@ static void request__gemini(struct llm_content *c, struct json_object *root)
 	}
 }
 
-static void response__gemini(struct llm_content *c, struct json_object *root)
+static struct json_object *candidate__parts(struct json_object *cand)
 {
-	struct json_object *cands = jget(root, "candidates");
-
-	if (!json_object_is_type(cands, json_type_array))
-		return;
-	json_object_put(c->output);
-	c->output = json_object_new_array();
-	for (size_t i = 0; i < arr_len(cands); i++) {
-		struct json_object *cand = json_object_array_get_idx(cands, i);
-
-		json_object_array_add(c->output,
-				      output_message(gemini__parts(jget(cand, "content")),
-						     jstr(cand, "finishReason")));
-	}
+	return gemini__parts(jget(cand, "content"));
 }
 
-/* A chunk's candidates carry the next text; thoughts are left out of the joined text. */
+static void response__gemini(struct llm_content *c, struct json_object *root)
+{
+	output__per_element(c, jget(root, "candidates"), candidate__parts, "finishReason");
+}
+
 static void event__gemini(struct llm_content *c, struct json_object *root)
 {
 	struct json_object *cands = jget(root, "candidates");
