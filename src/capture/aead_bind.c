@@ -207,16 +207,18 @@ static void record__rebind(struct aead_bind *b, struct aead_binding *bd, uint8_t
 static int record__deliver(struct aead_bind *b, struct aead_binding *bd, const void *rec,
 			   size_t size, aead_emit_fn emit, void *ctx)
 {
-	uint8_t *buf = malloc(size);
-	int err;
+	/* One scratch record, grown to the largest seen: no allocation per record. */
+	if (size > b->scratch_cap) {
+		uint8_t *grown = realloc(b->scratch, size);
 
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, rec, size);
-	record__rebind(b, bd, buf, size);
-	err = emit(ctx, buf, size);
-	free(buf);
-	return err;
+		if (!grown)
+			return -ENOMEM;
+		b->scratch = grown;
+		b->scratch_cap = size;
+	}
+	memcpy(b->scratch, rec, size);
+	record__rebind(b, bd, b->scratch, size);
+	return emit(ctx, b->scratch, size);
 }
 
 /*
@@ -366,6 +368,9 @@ void aead_bind__free(struct aead_bind *b)
 		held__pop_front(b, false);
 	table__free(b->bindings);
 	table__free(b->socks);
+	free(b->scratch);
+	b->scratch = NULL;
+	b->scratch_cap = 0;
 	b->bindings = NULL;
 	b->socks = NULL;
 	b->nbindings = b->nsocks = 0;

@@ -38,6 +38,8 @@ struct aead_bind {
 	uint32_t nbindings, nsocks;
 	struct aead_held *head, *tail;
 	uint64_t held_bytes;
+	uint8_t *scratch; /* the record being rewritten (delivery never re-enters this stage) */
+	size_t scratch_cap;
 	/* stats */
 	uint64_t bound;		  /* contexts bound to a socket */
 	uint64_t dropped_records; /* records dropped unbound (timeout, bound, exit) */
