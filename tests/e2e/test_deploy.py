@@ -611,57 +611,6 @@ def budgets_for_test(path, services):
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-class Prometheus:
-    def __init__(self, work, target_port, rules):
-        self.port, self.work = h.free_port(), work
-        cfg = work / "prometheus.yml"
-        cfg.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                       "evaluation_interval": "1s"},
-            "rule_files": [str(r) for r in rules],
-            "scrape_configs": [{"job_name": "tokentap", "static_configs": [
-                {"targets": [f"127.0.0.1:{target_port}"]}]}]}))
-        self.proc = h.spawn(["prometheus", f"--config.file={cfg}",
-                             f"--storage.tsdb.path={work / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(work / "prometheus.err", "wb"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if http_get(self.url("/-/ready"))[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited: {h.tail(work / 'prometheus.err')}")
-            time.sleep(0.1)
-        raise AssertionError("prometheus was not ready within 30 s")
-
-    def url(self, path, **q):
-        return f"http://127.0.0.1:{self.port}{path}" + ("?" + urllib.parse.urlencode(q) if q
-                                                         else "")
-
-    def api(self, path, **q):
-        try:
-            body = json.loads(http_get(self.url(path, **q))[1])
-        except urllib.error.HTTPError as e:
-            body = json.loads(e.read().decode() or "{}")
-        if body.get("status") != "success":
-            raise AssertionError(f"{path} {q}: {body.get('error', body)}")
-        return body["data"]
-
-    def query(self, promql):
-        return self.api("/api/v1/query", query=promql)["result"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 def start_with_caps(caps, args, work, name, env=None):
     """tokentap under capsh, with only caps (Kubernetes names) left in its bounding set."""
     keep = {"cap_" + c.lower() for c in caps}
@@ -742,7 +691,7 @@ class TestLive(unittest.TestCase):
                            os.path.basename(sys.executable)})
         budgets = cls.work / "budgets.rules.yml"
         budgets_for_test(budgets, services)
-        cls.prom = Prometheus(cls.work, cls.metrics_port,
+        cls.prom = h.Prometheus(cls.work, cls.metrics_port,
                               [PROM / "tokentap.rules.yml", budgets])
         cls.wait_for_first_scrape()
         cls.calls = workload()

@@ -37,6 +37,9 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -148,6 +151,67 @@ def tail(path, n=30):
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
+
+
+class Prometheus:
+    """A real Prometheus server in work/, scraping tokentap's endpoint (target_port) and
+    evaluating rules (rule files) every second."""
+
+    def __init__(self, work, target_port, rules=()):
+        self.port = free_port()
+        cfg = work / "prometheus.yml"
+        # JSON strings are YAML strings: any path is quoted right.
+        rule_files = "".join(f"  - {json.dumps(str(r))}\n" for r in rules)
+        cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                       "  evaluation_interval: 1s\n" +
+                       (f"rule_files:\n{rule_files}" if rules else "") +
+                       "scrape_configs:\n  - job_name: tokentap\n    static_configs:\n"
+                       f"      - targets: ['127.0.0.1:{target_port}']\n")
+        self.proc = spawn(["prometheus", f"--config.file={cfg}",
+                           f"--storage.tsdb.path={work / 'tsdb'}",
+                           f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                          stdout=subprocess.DEVNULL, stderr=open(work / "prometheus.err", "wb"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/-/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited: {tail(work / 'prometheus.err')}")
+            time.sleep(0.1)
+        raise AssertionError("prometheus was not ready within 30 s")
+
+    def url(self, path, **q):
+        return f"http://127.0.0.1:{self.port}{path}" + ("?" + urllib.parse.urlencode(q) if q
+                                                         else "")
+
+    def get(self, path, **q):
+        """(status, body) of a GET."""
+        with urllib.request.urlopen(self.url(path, **q), timeout=10) as r:
+            return r.status, r.read().decode()
+
+    def api(self, path, **q):
+        """The data of an HTTP API answer; an error answer fails the test with its message."""
+        try:
+            body = json.loads(self.get(path, **q)[1])
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read().decode() or "{}")
+        if body.get("status") != "success":
+            raise AssertionError(f"{path} {q}: {body.get('error', body)}")
+        return body["data"]
+
+    def query(self, promql):
+        return self.api("/api/v1/query", query=promql)["result"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
 
 # ---- BPF availability ----------------------------------------------------------------------

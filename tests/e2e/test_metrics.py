@@ -17,13 +17,11 @@ Last line printed: "metrics: N passed, N failed".
 """
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-import unittest
 import urllib.parse
 import urllib.request
 import uuid
@@ -73,49 +71,6 @@ def series(parsed, name, **want):
             if n == name and all(dict(lbl).get(k) == w for k, w in want.items())]
 
 
-class Prometheus:
-    """A real Prometheus server scraping tokentap every second, in a temporary directory."""
-
-    def __init__(self, work, target_port):
-        self.port = h.free_port()
-        cfg = work / "prometheus.yml"
-        cfg.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                       "scrape_configs:\n  - job_name: tokentap\n    static_configs:\n"
-                       f"      - targets: ['127.0.0.1:{target_port}']\n")
-        self.proc = h.spawn(["prometheus", f"--config.file={cfg}",
-                             f"--storage.tsdb.path={work / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL,
-                            stderr=open(work / "prometheus.err", "wb"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if http_get(f"http://127.0.0.1:{self.port}/-/ready")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited: {h.tail(work / 'prometheus.err')}")
-            time.sleep(0.1)
-        raise AssertionError("prometheus was not ready within 30 s")
-
-    def query(self, promql):
-        url = (f"http://127.0.0.1:{self.port}/api/v1/query?"
-               + urllib.parse.urlencode({"query": promql}))
-        body = json.loads(http_get(url)[2])
-        if body.get("status") != "success":
-            raise AssertionError(f"PromQL {promql!r}: {body}")
-        return body["data"]["result"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 class TestMetrics(h.TracedCase):
     """One tokentap with --prometheus and OTLP metrics; a Prometheus server scraping it."""
 
@@ -138,7 +93,7 @@ class TestMetrics(h.TracedCase):
         if not m:
             raise AssertionError(f"otlp_receiver.js printed {line!r}")
         cls.otlp_port = int(m.group(1))
-        cls.prom = Prometheus(cls.work, cls.prom_port)
+        cls.prom = h.Prometheus(cls.work, cls.prom_port)
 
     @classmethod
     def tokentap_args_for(cls):
