@@ -104,6 +104,7 @@ struct seen_slot {
 struct attached_file {
 	char *path;
 	const char *method;
+	bool code_shape; /* entry points found by code shape (boringssl.c, awslc.c) */
 	struct bpf_link *links[2 * ATTACH_FN__COUNT];
 	struct bpf_link **more; /* Go: a probe per RET instruction, so a count known only here */
 	uint32_t nmore;
@@ -609,6 +610,7 @@ static int attach__bssl_found(struct attach *a, const struct bssl_found *found,
 
 	if (f) {
 		f->method = found->from_cache ? "boringssl-code (cached)" : "boringssl-code";
+		f->code_shape = true;
 		err = attach__bssl_probes(a, f, offs);
 	}
 	err = attach__settle(a, f, err, "BoringSSL", found->path, key);
@@ -657,6 +659,7 @@ static int attach__aead_found(struct attach *a, const struct bssl_found *found,
 
 	if (f) {
 		f->method = found->from_cache ? "aws-lc-code (cached)" : "aws-lc-code";
+		f->code_shape = true;
 		err = attach__aead_probes(a, f, r->off);
 	}
 	err = attach__settle(a, f, err, "rustls (aws-lc)", found->path, key);
@@ -1225,7 +1228,7 @@ void attach__on_exec_at(struct attach *a, uint32_t pid, uint64_t exec_ns)
 
 int attach__next_due_ms(const struct attach *a, int max_ms)
 {
-	uint64_t now = now_ns(), best = UINT64_MAX;
+	uint64_t now = now_ns(), best = UINT64_MAX, held;
 	uint32_t i;
 
 	for (i = 0; i < a->npending; i++) {
@@ -1237,10 +1240,9 @@ int attach__next_due_ms(const struct attach *a, int max_ms)
 	/* An analysis on the BoringSSL worker: look for its result soon (a process may wait). */
 	if (a->bssl && bssl_worker__busy(a->bssl) && now + 5000000ULL < best)
 		best = now + 5000000ULL;
-	for (i = 0; i < a->hold.n; i++) {
-		if (a->hold.procs[i].deadline_ns < best)
-			best = a->hold.procs[i].deadline_ns;
-	}
+	held = exec_hold__next_deadline(&a->hold);
+	if (held < best)
+		best = held;
 	if (best == UINT64_MAX)
 		return max_ms;
 	if (best <= now)
@@ -1334,8 +1336,10 @@ void attach__stats(const struct attach *a, struct attach_stats *st)
 	st->pending_dropped = a->pending_dropped;
 	st->users = a->users;
 	st->processes = a->npids;
-	for (uint32_t i = 0; i < a->nfiles; i++)
+	for (uint32_t i = 0; i < a->nfiles; i++) {
 		st->pinned += a->files[i].pinned;
+		st->code_shape_files += a->files[i].code_shape;
+	}
 	st->max_files = a->max_files;
 	st->refusals = a->refusals;
 	st->detaches = a->detaches;
@@ -1345,8 +1349,6 @@ void attach__stats(const struct attach *a, struct attach_stats *st)
 	st->exec_window_last_ns = a->window_last_ns;
 	st->exec_window_max_ns = a->window_max_ns;
 	st->exec_window_avg_ns = a->exec_attaches ? a->window_sum_ns / a->exec_attaches : 0;
-	for (uint32_t i = 0; i < a->nfiles; i++)
-		st->code_shape_files += strstr(a->files[i].method ?: "", "-code") != NULL;
 	st->exec_holds = a->hold.held;
 	st->exec_hold_timeouts = a->hold.timeouts;
 	st->exec_hold_failures = a->hold.failures;

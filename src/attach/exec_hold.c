@@ -215,20 +215,28 @@ void exec_hold__release_path(struct exec_hold *h, const char *path, uint64_t now
 	}
 }
 
-uint64_t exec_hold__expire(struct exec_hold *h, uint64_t now_ns)
+void exec_hold__expire(struct exec_hold *h, uint64_t now_ns)
 {
-	uint64_t next = UINT64_MAX;
 	uint32_t i = 0;
 
 	while (i < h->n) {
 		if (h->procs[i].deadline_ns <= now_ns) {
 			h->timeouts++;
 			hold__end(h, i, now_ns, "hold bound reached");
-			continue;
+		} else {
+			i++;
 		}
+	}
+}
+
+uint64_t exec_hold__next_deadline(const struct exec_hold *h)
+{
+	uint64_t next = UINT64_MAX;
+	uint32_t i;
+
+	for (i = 0; i < h->n; i++) {
 		if (h->procs[i].deadline_ns < next)
 			next = h->procs[i].deadline_ns;
-		i++;
 	}
 	return next;
 }

@@ -47,8 +47,10 @@ struct exec_hold {
 int exec_hold__hold(struct exec_hold *h, uint32_t pid, const char *path, uint64_t now_ns);
 /* Lets every process waiting for path go on. */
 void exec_hold__release_path(struct exec_hold *h, const char *path, uint64_t now_ns);
-/* Lets processes held past their deadline go on; returns the next deadline (UINT64_MAX none). */
-uint64_t exec_hold__expire(struct exec_hold *h, uint64_t now_ns);
+/* Lets processes held past their deadline go on. */
+void exec_hold__expire(struct exec_hold *h, uint64_t now_ns);
+/* When the next hold reaches its bound (UINT64_MAX: none held). */
+uint64_t exec_hold__next_deadline(const struct exec_hold *h);
 /* A held process exited: forget it (the kernel ended the trace). */
 void exec_hold__forget(struct exec_hold *h, uint32_t pid);
 void exec_hold__release_all(struct exec_hold *h, uint64_t now_ns);
